@@ -1,0 +1,6 @@
+#include <cstdio>
+
+int main() {
+  std::fprintf(stderr, "specactctl: not implemented yet\n");
+  return 1;
+}

@@ -1,0 +1,52 @@
+// What the engine and the agents know about a knob: its name, domain and
+// meaning. The knob layer (daemon/knobs) produces these; nothing here touches
+// the kernel.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace specact {
+
+// A configuration: knob name -> value. Enum knobs use the index into
+// KnobDomain::enum_values.
+using Config = std::map<std::string, int64_t>;
+
+enum class KnobScale { Linear, Log, Enum };
+
+struct KnobDomain {
+  int64_t min = 0;
+  int64_t max = 0;
+  KnobScale scale = KnobScale::Linear;
+  std::vector<std::string> enum_values;  // for KnobScale::Enum, min=0, max=size-1
+
+  bool contains(int64_t v) const { return v >= min && v <= max; }
+  int64_t clamp(int64_t v) const { return v < min ? min : (v > max ? max : v); }
+};
+
+struct KnobInfo {
+  std::string name;         // stable: task.slice_us, sysctl.kernel.timer_migration, ...
+  std::string family;       // task, background, sysctl, sched, cgroup
+  std::string unit;         // us, ns, bool, enum, weight, ...
+  std::string description;  // what it does and which way it moves latency (goes into prompts)
+  KnobDomain domain;
+  bool available = false;
+  std::string unavailable_reason;  // empty when available
+  std::optional<int64_t> current;  // value read now, if readable
+  std::optional<int64_t> default_value;  // the kernel's default, when known
+  // Two values within this distance count as "the same" (engine confirm tolerance).
+  double tolerance_fraction = 0.10;
+};
+
+std::string to_string(KnobScale s);
+nlohmann::json knob_info_to_json(const KnobInfo& k);
+nlohmann::json config_to_json(const Config& c);
+// Renders a value for people and prompts: enum names, plain integers otherwise.
+std::string format_knob_value(const KnobInfo& k, int64_t v);
+
+}  // namespace specact

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything specact needs to build, test and benchmark, from Debian 12
+# packages only. Idempotent; run as root on a fresh machine.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  build-essential cmake pkg-config git
+  clang llvm libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
+  libboost-dev libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev googletest
+  dbus dbus-daemon stress-ng sysbench gnuplot-nox
+  systemd-container debootstrap
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi

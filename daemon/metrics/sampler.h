@@ -1,0 +1,72 @@
+// The metrics layer: the eBPF latency sampler and the command metric source.
+// Produces one Window per call; all kernel access for measuring lives here.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/window.h"
+#include "target/target.h"
+
+namespace specact {
+
+class SamplerError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Loads and attaches the BPF sampler (bpf/sampler.bpf.c) for one target.
+// Detaches everything in the destructor.
+class LatencySampler {
+ public:
+  // Throws SamplerError with one clear sentence (no BTF, no permission, ...).
+  explicit LatencySampler(const TargetResolver& target);
+  ~LatencySampler();
+  LatencySampler(const LatencySampler&) = delete;
+  LatencySampler& operator=(const LatencySampler&) = delete;
+
+  // Re-resolves the target's processes and updates the BPF target set.
+  // Returns how many processes are targeted now.
+  size_t refresh_targets();
+  // Closes the current window: diffs the BPF counters against the last call.
+  // The first call after construction starts window 1 and returns it empty.
+  Window close_window(int64_t now_ns);
+  // Minimum samples for a window's p95 to count as stable (default 20).
+  void set_min_samples(uint64_t n) { min_samples_ = n; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  const TargetResolver& target_;
+  uint64_t min_samples_ = 20;
+};
+
+// Runs a shell command each window and parses its p95 (and optionally a
+// throughput figure) from its output, e.g. sysbench's "95th percentile: 1.23" (ms).
+struct CommandSourceOptions {
+  std::string command;                 // run with /bin/sh -c
+  std::string p95_regex = R"(95th percentile:\s+([0-9.]+))";
+  double p95_scale_to_us = 1000.0;     // sysbench reports ms
+  std::string throughput_regex = R"(events per second:\s+([0-9.]+))";
+  int timeout_ms = 30000;
+};
+
+struct CommandResult {
+  std::optional<double> p95_us;
+  std::optional<double> throughput;
+  std::string error;  // empty on success
+};
+
+// Parses one run's output (exposed for unit tests).
+CommandResult parse_command_output(const std::string& output, const CommandSourceOptions& opt);
+// Runs the command to completion (bounded by timeout_ms) and parses it. Blocking:
+// callers run it off the event loop.
+CommandResult run_command_source(const CommandSourceOptions& opt);
+
+}  // namespace specact

@@ -1,0 +1,95 @@
+// A simulated kernel for tests and benchmarks: a function from a knob
+// configuration to a latency distribution, sampled with noise into Windows
+// that look like the ones the BPF sampler produces (populated histograms,
+// counters, on-CPU time). The curves follow the measurements in DESIGN.md §8.
+//
+// CMake: link `specact_sim`. The target is defined by tests/sim/CMakeLists.txt;
+// a suite that needs it and may be configured before tests/agents does
+//   if(NOT TARGET specact_sim)
+//     add_subdirectory(${CMAKE_CURRENT_SOURCE_DIR}/../sim ${CMAKE_BINARY_DIR}/tests/sim)
+//   endif()
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/knob_info.h"
+#include "common/window.h"
+
+namespace specact::sim {
+
+// Knob names the simulated kernel understands. Keys missing from a Config take
+// the workload's defaults; unknown keys are ignored (they have no effect).
+inline constexpr const char* kSlice = "task.slice_us";
+inline constexpr const char* kNice = "task.nice";
+inline constexpr const char* kAutogroup = "sysctl.kernel.sched_autogroup_enabled";
+inline constexpr const char* kTimerMigration = "sysctl.kernel.timer_migration";
+
+struct SimWorkload {
+  std::string name;
+  // True service-latency p95 (us) of the target under a config. Service latency
+  // of one request = run-queue wait + work_us of CPU.
+  std::function<double(const Config&)> p95_us;
+  // Target on-CPU milliseconds per second of wall time (throughput proxy).
+  std::function<double(const Config&)> oncpu_ms_per_s;
+  double work_us = 300;          // CPU time of one request (service = runq + work)
+  double requests_per_s = 1000;  // samples per second of window
+  double spread = 0.6;           // lognormal sigma of the run-queue wait within a window
+  double window_noise = 0.04;    // sigma of a per-window multiplicative drift of the latency
+  uint64_t min_samples = 50;     // fewer samples in a window -> low_confidence
+  bool command_metric = false;   // also fill Window::command_p95_us / command_throughput
+  Config defaults;               // the machine's settings before any tuning
+
+  // A 300 us periodic task (1 kHz) against 4 CPU hogs on 2 cores: small target
+  // slices help. slice 100 us -> ~420 us, default (2800) -> ~4970 us, 3000 -> ~6590 us.
+  static SimWorkload periodic_vs_hogs();
+  // The "mixed" workload of the benchmarks: periodic_vs_hogs (the bundled demo).
+  static SimWorkload mixed() { return periodic_vs_hogs(); }
+  // sysbench cpu --threads=16 on 2 cores: large slices help.
+  // default (2800) -> 28.7 ms, 100000 us -> 0.89 ms. Fills the command metric too.
+  static SimWorkload sysbench_like();
+};
+
+// Piecewise interpolation of y over log(x) through sorted points (x, y), with
+// log-scale y; flat outside the range.
+double interpolate_log(const std::vector<std::pair<double, double>>& points, double x);
+
+// Knob catalogue matching the simulated kernel (all available):
+// task.slice_us (log, 100..100000, default 2800), task.nice (linear, -20..19,
+// default 0), sysctl.kernel.sched_autogroup_enabled (0..1, default 1),
+// sysctl.kernel.timer_migration (0..1, default 1).
+std::vector<KnobInfo> catalogue();
+
+class SimKernel {
+ public:
+  SimKernel(SimWorkload workload, uint64_t seed);
+
+  // Simulates one window of window_ns under config (deterministic given the
+  // seed and the call sequence). Window::index counts calls from 1.
+  Window measure(const Config& config, int64_t start_ns, int64_t window_ns);
+  // Noise-free truths of the model (for asserting on results).
+  double true_p95_us(const Config& config) const;
+  double true_oncpu_ms_per_s(const Config& config) const;
+  // Drift: a different workload from now on (same RNG stream).
+  void set_workload(SimWorkload workload);
+  const SimWorkload& workload() const { return workload_; }
+  // The workload's defaults overlaid with config.
+  Config resolve(const Config& config) const;
+
+ private:
+  SimWorkload workload_;
+  std::mt19937_64 rng_;
+  uint64_t windows_ = 0;
+};
+
+// Exhaustive search over the true model: every combination of `points_per_knob`
+// values per knob (log-spaced for log knobs, all values for small domains).
+// Returns the best config and its true p95.
+std::pair<Config, double> grid_search(const SimKernel& kernel, const std::vector<KnobInfo>& knobs,
+                                      int points_per_knob = 13);
+
+}  // namespace specact::sim

@@ -11,12 +11,16 @@
 #define SPECACT_HIST_MAX_MSB 40 /* ~1100 s; larger values land in the last bucket */
 #define SPECACT_HIST_BUCKETS ((SPECACT_HIST_MAX_MSB - SPECACT_HIST_SUB_BITS + 2) * SPECACT_HIST_SUB)
 
+/* Array slots per histogram: a power of two >= SPECACT_HIST_BUCKETS, so the
+ * BPF side can bound an index with a mask the verifier always understands. */
+#define SPECACT_HIST_SLOTS 1024
+
 /* Size of the target-tgid bloom bitmap (bits); a power of two. */
 #define SPECACT_TARGET_BLOOM_BITS 4096
 
 struct specact_cpu_stats {
-  unsigned long long runq[SPECACT_HIST_BUCKETS];    /* runnable -> on CPU */
-  unsigned long long service[SPECACT_HIST_BUCKETS]; /* wakeup -> next voluntary block */
+  unsigned long long runq[SPECACT_HIST_SLOTS];    /* runnable -> on CPU */
+  unsigned long long service[SPECACT_HIST_SLOTS]; /* wakeup -> next voluntary block */
   unsigned long long nvcsw;
   unsigned long long nivcsw;
   unsigned long long migrations;

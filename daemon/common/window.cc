@@ -49,15 +49,17 @@ std::optional<double> throughput_of(const Window& w, Metric m) {
   return w.oncpu_ms * 1000.0 / ms;
 }
 
-static nlohmann::json summary_json(const LatencySummary& s) {
+template <typename Json>
+static Json summary_json(const LatencySummary& s) {
   return {{"p50_us", s.p50_us}, {"p95_us", s.p95_us}, {"p99_us", s.p99_us}, {"count", s.count}};
 }
 
-nlohmann::json window_to_json(const Window& w) {
-  nlohmann::json j = {{"window", w.index},
+template <typename Json>
+static Json window_json(const Window& w) {
+  Json j = {{"window", w.index},
                       {"duration_ms", w.duration_ms()},
-                      {"runq", summary_json(w.runq)},
-                      {"service", summary_json(w.service)},
+                      {"runq", summary_json<Json>(w.runq)},
+                      {"service", summary_json<Json>(w.service)},
                       {"nvcsw", w.nvcsw},
                       {"nivcsw", w.nivcsw},
                       {"migrations", w.migrations},
@@ -67,6 +69,12 @@ nlohmann::json window_to_json(const Window& w) {
   if (w.command_throughput) j["command"]["throughput"] = *w.command_throughput;
   if (!w.command_error.empty()) j["command"]["error"] = w.command_error;
   return j;
+}
+
+nlohmann::json window_to_json(const Window& w) { return window_json<nlohmann::json>(w); }
+
+std::string window_to_json_line(const Window& w) {
+  return window_json<nlohmann::ordered_json>(w).dump();
 }
 
 }  // namespace specact

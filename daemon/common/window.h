@@ -53,5 +53,7 @@ std::optional<double> throughput_of(const Window& w, Metric m);
 
 // The monitor's JSON line (stable field names, documented in the README).
 nlohmann::json window_to_json(const Window& w);
+// The same as one line, fields in documented order ("window" first).
+std::string window_to_json_line(const Window& w);
 
 }  // namespace specact

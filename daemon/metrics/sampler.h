@@ -69,4 +69,21 @@ CommandResult parse_command_output(const std::string& output, const CommandSourc
 // callers run it off the event loop.
 CommandResult run_command_source(const CommandSourceOptions& opt);
 
+// Runs the command back to back on a worker thread; each window takes the
+// latest completed result. The destructor stops the worker and kills a
+// running command (its whole process group).
+class CommandSource {
+ public:
+  explicit CommandSource(CommandSourceOptions opt);
+  ~CommandSource();
+  CommandSource(const CommandSource&) = delete;
+  CommandSource& operator=(const CommandSource&) = delete;
+  // The newest result completed since the last call, if any.
+  std::optional<CommandResult> take_latest();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace specact

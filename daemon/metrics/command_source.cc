@@ -1,0 +1,166 @@
+// The command metric source: for workloads whose latency only the application
+// knows (the paper used `sysbench cpu --percentile=95`).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include "common/clock.h"
+#include "metrics/sampler.h"
+
+namespace specact {
+
+CommandResult parse_command_output(const std::string& output, const CommandSourceOptions& opt) {
+  CommandResult r;
+  try {
+    std::smatch m;
+    std::regex p95_re(opt.p95_regex);
+    if (std::regex_search(output, m, p95_re) && m.size() > 1)
+      r.p95_us = std::stod(m[1].str()) * opt.p95_scale_to_us;
+    else
+      r.error = "no p95 found in the command's output (regex: " + opt.p95_regex + ")";
+    if (!opt.throughput_regex.empty()) {
+      std::regex tp_re(opt.throughput_regex);
+      if (std::regex_search(output, m, tp_re) && m.size() > 1) r.throughput = std::stod(m[1].str());
+    }
+  } catch (const std::exception& e) {
+    r.p95_us.reset();
+    r.error = std::string("cannot parse the command's output: ") + e.what();
+  }
+  return r;
+}
+
+namespace {
+
+// Runs `sh -c command` in its own process group, collecting stdout+stderr.
+// Returns false on timeout or stop (the group is killed).
+bool run_collect(const std::string& command, int timeout_ms, const std::atomic<bool>* stop,
+                 std::string& out, int& status, std::string& error) {
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) {
+    error = std::string("pipe: ") + strerror(errno);
+    return false;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    error = std::string("fork: ") + strerror(errno);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return false;
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    dup2(pipefd[1], STDOUT_FILENO);
+    dup2(pipefd[1], STDERR_FILENO);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  close(pipefd[1]);
+  SteadyClock clock;
+  int64_t deadline = clock.now_ns() + int64_t{timeout_ms} * 1'000'000;
+  bool ok = true;
+  char buf[4096];
+  for (;;) {
+    if (stop && stop->load()) {
+      error = "stopped";
+      ok = false;
+      break;
+    }
+    int64_t left_ms = (deadline - clock.now_ns()) / 1'000'000;
+    if (left_ms <= 0) {
+      error = "command timed out after " + std::to_string(timeout_ms) + " ms";
+      ok = false;
+      break;
+    }
+    pollfd pfd{pipefd[0], POLLIN, 0};
+    int n = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left_ms, 100)));
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    ssize_t got = read(pipefd[0], buf, sizeof buf);
+    if (got <= 0) break;  // EOF: the command closed its output
+    if (out.size() < (1 << 20)) out.append(buf, static_cast<size_t>(got));
+  }
+  close(pipefd[0]);
+  if (!ok) kill(-pid, SIGKILL);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return ok;
+}
+
+}  // namespace
+
+CommandResult run_command_source(const CommandSourceOptions& opt) {
+  std::string out, error;
+  int status = 0;
+  if (!run_collect(opt.command, opt.timeout_ms, nullptr, out, status, error))
+    return CommandResult{std::nullopt, std::nullopt, error};
+  CommandResult r = parse_command_output(out, opt);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    r.p95_us.reset();
+    r.error = "command failed (" +
+              (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                 : std::string("killed by a signal")) +
+              ")";
+  }
+  return r;
+}
+
+struct CommandSource::Impl {
+  CommandSourceOptions opt;
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::optional<CommandResult> latest;
+  std::thread worker;
+};
+
+CommandSource::CommandSource(CommandSourceOptions opt) : impl_(std::make_unique<Impl>()) {
+  impl_->opt = std::move(opt);
+  impl_->worker = std::thread([impl = impl_.get()] {
+    while (!impl->stop.load()) {
+      std::string out, error;
+      int status = 0;
+      CommandResult r;
+      if (run_collect(impl->opt.command, impl->opt.timeout_ms, &impl->stop, out, status, error)) {
+        r = parse_command_output(out, impl->opt);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          r.p95_us.reset();
+          r.error = "command failed with status " + std::to_string(status);
+        }
+      } else {
+        r.error = error;
+      }
+      if (impl->stop.load()) break;
+      bool failed = !r.error.empty();
+      {
+        std::lock_guard lock(impl->mu);
+        impl->latest = std::move(r);
+      }
+      // A failing command is retried once a second, not in a hot loop.
+      for (int i = 0; failed && i < 10 && !impl->stop.load(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+}
+
+CommandSource::~CommandSource() {
+  impl_->stop = true;
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+std::optional<CommandResult> CommandSource::take_latest() {
+  std::lock_guard lock(impl_->mu);
+  auto r = std::move(impl_->latest);
+  impl_->latest.reset();
+  return r;
+}
+
+}  // namespace specact

@@ -20,11 +20,10 @@
 // fall back to service.p95_us when "objective_us" is absent.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "common/control.h"
 

@@ -177,8 +177,13 @@ std::vector<pid_t> threads_of(pid_t tgid, const std::string& proc_root) {
 }
 
 bool process_exists(pid_t pid, const std::string& proc_root) {
-  struct stat st{};
-  return pid > 0 && stat((proc_root + "/" + std::to_string(pid)).c_str(), &st) == 0;
+  if (pid <= 0) return false;
+  // A zombie has exited: it only waits to be reaped.
+  std::string stat_line = read_first_line(proc_root + "/" + std::to_string(pid) + "/stat");
+  auto close_paren = stat_line.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= stat_line.size()) return false;
+  char state = stat_line[close_paren + 2];
+  return state != 'Z' && state != 'X';
 }
 
 TargetResolver::TargetResolver(TargetSpec spec, std::string proc_root, std::string cgroup_root)

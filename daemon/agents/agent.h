@@ -30,13 +30,14 @@ struct WindowRecord {
 struct AgentContext {
   AgentRole role = AgentRole::Speculator;
   Metric metric = Metric::ServiceP95;
-  std::vector<KnobInfo> knobs;  // only the knobs the engine may tune (available, allowed)
-  Config current;               // in force now (possibly provisional)
-  Config confirmed;             // last config the actor decided
-  Config best;                  // best pooled p95 so far
-  Config baseline;              // what the machine had before specact
+  std::vector<KnobInfo> knobs;        // only the knobs the engine may tune (available, allowed)
+  Config current;                     // in force now (possibly provisional)
+  Config confirmed;                   // last config the actor decided
+  Config best;                        // best pooled p95 so far
+  Config baseline;                    // what the machine had before specact
   std::vector<WindowRecord> history;  // every window so far, oldest first (bounded by the engine)
-  size_t since_decision = 0;  // index into history of the first window after the actor's last decision
+  size_t since_decision =
+      0;  // index into history of the first window after the actor's last decision
   int top_k = 1;
   uint64_t seed = 0;
   uint64_t call_index = 0;  // how many calls this role has had (for determinism and prompts)
@@ -59,8 +60,8 @@ struct AgentReply {
   std::vector<Candidate> candidates;  // best first; at most top_k
   bool wants_more_evidence = false;   // actor: "keep measuring, ask me again"
   AgentUsage usage;
-  std::string error;          // non-empty: the call failed (transport, validation, ...)
-  uint64_t rejected = 0;      // candidates dropped by validation
+  std::string error;      // non-empty: the call failed (transport, validation, ...)
+  uint64_t rejected = 0;  // candidates dropped by validation
   bool ok() const { return error.empty(); }
 };
 

@@ -1,0 +1,95 @@
+// Builtin Speculator and Actor policies: synchronous, deterministic given the
+// seed, no I/O. Both read a PolicyInput, a compact digest of an AgentContext
+// (per-config pooled evidence with confidence intervals plus the latest
+// windows). The same digest is the JSON state block embedded in every LLM
+// prompt, so a test server can rebuild it from a prompt and answer exactly as
+// the builtin agent would.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agents/agent.h"
+
+namespace specact {
+
+// One window as the agents see it (no histogram).
+struct WindowSummary {
+  uint64_t index = 0;
+  Config config;
+  std::optional<double> objective_us;  // the metric's p95, if the window has one
+  double p50_us = 0;
+  double p99_us = 0;
+  uint64_t samples = 0;
+  std::optional<double> throughput;
+  bool straddled = false;
+  bool low_confidence = false;
+};
+
+// Everything known about one config, pooled over its usable windows (not
+// straddled, not low-confidence, with an objective).
+struct ConfigEvidence {
+  Config config;
+  uint64_t windows = 0;
+  uint64_t samples = 0;
+  double p95_us = 0;     // pooled-histogram p95 (mean of window p95s without histograms)
+  double ci_low_us = 0;  // ~95 % interval of the p95
+  double ci_high_us = 0;
+  std::optional<double> throughput;  // mean per window
+  uint64_t last_window = 0;
+  // Relative standard error of p95 (on the log scale), from the interval.
+  double rel_se() const;
+};
+
+struct PolicyInput {
+  AgentRole role = AgentRole::Speculator;
+  Metric metric = Metric::ServiceP95;
+  std::vector<KnobInfo> knobs;
+  Config current, confirmed, best, baseline;
+  int top_k = 1;
+  uint64_t seed = 0;
+  uint64_t call_index = 0;
+  uint64_t windows_total = 0;            // windows in the context's history
+  uint64_t windows_since_decision = 0;   // of which after the actor's last decision
+  std::vector<WindowSummary> recent;     // speculator: since the decision; actor: the last few
+  std::vector<ConfigEvidence> evidence;  // every config with usable windows, whole history
+};
+
+// Limits of the digest (and so of the prompts).
+inline constexpr size_t kSpeculatorRecentWindows = 20;
+inline constexpr size_t kActorRecentWindows = 12;
+
+// Pools an AgentContext into a PolicyInput.
+PolicyInput digest(const AgentContext& ctx);
+// The state JSON block (stable field names; see daemon/agents/README.md).
+nlohmann::json state_to_json(const PolicyInput& in);
+// Inverse of state_to_json; throws std::invalid_argument on malformed state.
+PolicyInput state_from_json(const nlohmann::json& j);
+
+// Evidence statistics for one set of windows of a single config (exposed for tests).
+ConfigEvidence pool_evidence(const std::vector<const WindowRecord*>& windows, Metric metric);
+
+class BuiltinSpeculatorPolicy {
+ public:
+  AgentReply propose(const AgentContext& ctx) const { return propose(digest(ctx)); }
+  AgentReply propose(const PolicyInput& in) const;
+};
+
+class BuiltinActorPolicy {
+ public:
+  // Decisions need the better config to win a one-sided test at this z.
+  static constexpr double kDecisionZ = 1.645;
+  AgentReply propose(const AgentContext& ctx) const { return propose(digest(ctx)); }
+  AgentReply propose(const PolicyInput& in) const;
+};
+
+// Dispatches on in.role.
+AgentReply builtin_propose(const PolicyInput& in);
+
+// Reply payload as an LLM would write it: {"candidates":[...],"wants_more_evidence":b}.
+nlohmann::json reply_to_json(const AgentReply& r);
+
+}  // namespace specact

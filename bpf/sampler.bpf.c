@@ -120,13 +120,13 @@ static __always_inline int on_wakeup(struct task_struct *p) {
 }
 
 SEC("tp_btf/sched_wakeup")
-int BPF_PROG(handle_wakeup, struct task_struct *p) { return on_wakeup(p); }
+int BPF_PROG(sa_wakeup, struct task_struct *p) { return on_wakeup(p); }
 
 SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(handle_wakeup_new, struct task_struct *p) { return on_wakeup(p); }
+int BPF_PROG(sa_wakeup_new, struct task_struct *p) { return on_wakeup(p); }
 
 SEC("tp_btf/sched_switch")
-int BPF_PROG(handle_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+int BPF_PROG(sa_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
   bool prev_is_target = is_target(prev);
   bool next_is_target = is_target(next);
@@ -172,7 +172,7 @@ int BPF_PROG(handle_switch, bool preempt, struct task_struct *prev, struct task_
 }
 
 SEC("tp_btf/sched_migrate_task")
-int BPF_PROG(handle_migrate, struct task_struct *p, int dest_cpu) {
+int BPF_PROG(sa_migrate, struct task_struct *p, int dest_cpu) {
   if (!is_target(p))
     return 0;
   struct specact_cpu_stats *st = cpu_stats();
@@ -182,7 +182,7 @@ int BPF_PROG(handle_migrate, struct task_struct *p, int dest_cpu) {
 }
 
 SEC("tp_btf/sched_process_fork")
-int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child) {
+int BPF_PROG(sa_fork, struct task_struct *parent, struct task_struct *child) {
   if (!follow_forks)
     return 0;
   __u32 child_tgid = child->tgid;

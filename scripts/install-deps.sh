@@ -8,7 +8,7 @@ packages=(
   clang llvm libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   libboost-dev libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
   nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev googletest
-  dbus dbus-daemon stress-ng sysbench gnuplot-nox
+  dbus dbus-daemon stress-ng sysbench gnuplot-nox python3
   systemd-container debootstrap
 )
 missing=()

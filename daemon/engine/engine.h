@@ -1,0 +1,270 @@
+// The speculative engine (DESIGN.md §5): pure decision logic. Inputs are
+// measurement windows, agent replies, apply outcomes and commands; every input
+// returns the actions the caller must perform (apply a config, call or cancel
+// an agent) and the events for the audit trail. It reads time only from the
+// injected Clock and never touches the kernel, sleeps or does I/O, so tests run
+// it in virtual time against a simulated kernel.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "agents/agent.h"
+#include "common/clock.h"
+#include "common/control.h"
+#include "common/knob_info.h"
+#include "common/window.h"
+#include "engine/evidence.h"
+
+namespace specact::engine {
+
+enum class Mode { Speculative, ActorOnly, SpeculatorOnly, Recommend, Monitor };
+std::optional<Mode> mode_from_string(std::string_view s);
+std::string to_string(Mode m);
+
+struct EngineOptions {
+  Metric metric = Metric::ServiceP95;
+  Mode mode = Mode::Speculative;
+  int speculator_top_k = 3;  // candidates asked of the speculator (1 = no trials)
+  int actor_top_k = 1;
+  // Safety envelope: a provisional config worse than the confirmed one by more
+  // than `safety_margin` (relative p95) in `safety_windows` consecutive clean
+  // windows is reverted at once. Throughput below `throughput_floor` x the
+  // baseline's counts as worse too.
+  double safety_margin = 0.10;
+  int safety_windows = 2;
+  double throughput_floor = 0.9;
+  EvidenceOptions evidence;
+  // Selective launching of top-k trials: a further candidate is tried only if
+  // confidence x (recent mean relative gain of speculative steps) >= trial_cost.
+  double trial_cost = 0.02;
+  double initial_step_gain = 0.10;     // prior for that mean gain
+  double expected_actor_windows = 10;  // prior for the actor's latency (then measured)
+  // Cadence: windows between calls at full speed; backoff multiplies both
+  // after `converge_after` stable decisions, doubling up to `max_backoff`.
+  int speculator_interval = 1;
+  int actor_interval = 1;
+  int converge_after = 2;
+  int max_backoff = 16;
+  // Re-engage when, while converged, the mean objective of the last
+  // `drift_windows` clean windows moves more than `drift_margin` (relative)
+  // outside the confirmed config's confidence interval, or throughput does.
+  double drift_margin = 0.25;
+  int drift_windows = 3;
+  // Hard per-role token budgets (prompt + completion); 0 = unlimited.
+  uint64_t speculator_token_budget = 0;
+  uint64_t actor_token_budget = 0;
+  // Memory bounds.
+  size_t history_limit = 600;          // windows kept
+  size_t context_history_limit = 240;  // windows handed to an agent
+  size_t max_configs = 512;            // configs with pooled evidence
+  uint64_t seed = 1;
+};
+
+enum class ApplyKind { Provisional, Confirmed, Revert };
+std::string to_string(ApplyKind k);
+
+struct ApplyAction {
+  Config config;  // every managed knob
+  ApplyKind kind = ApplyKind::Provisional;
+  std::string who;  // speculator, actor, safety, user, engine
+  std::string why;
+};
+struct CallAgentAction {
+  AgentRole role = AgentRole::Speculator;
+  AgentContext context;
+};
+struct CancelAgentAction {
+  AgentRole role = AgentRole::Speculator;
+};
+using Action = std::variant<ApplyAction, CallAgentAction, CancelAgentAction>;
+
+// One audit-trail entry. Stable fields: "type", "time_ns", then type-specific
+// fields (documented in daemon/runtime/README.md).
+struct Event {
+  std::string type;  // window, applied, confirmed, overridden, reverted, yielded, agent_called,
+                     // agent_error, agent_waiting, budget_exhausted, converged, re_engaged,
+                     // recommended, trial_skipped, apply_error, mode, paused, resumed, pinned,
+                     // unpinned
+  int64_t time_ns = 0;
+  nlohmann::json fields = nlohmann::json::object();
+  std::string summary;  // one line for people (the daemon's stderr log)
+  nlohmann::json to_json() const;
+};
+
+struct Output {
+  std::vector<Action> actions;
+  std::vector<Event> events;
+  void append(Output&& o);
+};
+
+// What the knob layer reports after performing an ApplyAction.
+struct ApplyOutcome {
+  Config applied;                    // read back: what is in force now (managed knobs)
+  std::vector<std::string> yielded;  // knobs changed behind our back: left alone from now on
+  std::string error;                 // non-empty: (part of) the apply failed
+};
+
+class Engine {
+ public:
+  // `knobs`: the knobs the engine may manage (available ones are kept).
+  // `baseline`: their values before specact (read from the machine).
+  Engine(EngineOptions opts, const Clock& clock, std::vector<KnobInfo> knobs, Config baseline);
+
+  Output on_window(const Window& w);
+  Output on_agent_reply(AgentRole role, const AgentReply& reply);
+  Output on_apply_outcome(const ApplyOutcome& outcome);
+  // Knobs yielded outside an apply (the knob layer's periodic check).
+  Output on_yielded(const std::vector<std::string>& knobs);
+
+  // Commands. Invalid arguments throw ControlError (InvalidArgument / UnknownKnob).
+  Output pause();
+  Output resume();
+  Output set_mode(Mode m);
+  Output revert_to_baseline();  // applies the baseline and pauses (resume to tune again)
+  Output pin(const std::string& knob, int64_t value);
+  Output unpin(const std::string& knob);
+  Output set_budgets(uint64_t speculator_tokens, uint64_t actor_tokens);
+
+  // State, for status and tests.
+  Mode mode() const { return opts_.mode; }
+  std::string state() const;  // running, paused, converged, monitoring
+  bool paused() const { return paused_; }
+  bool converged() const { return converged_; }
+  const Config& current() const { return current_; }
+  const Config& confirmed() const { return confirmed_; }
+  const Config& baseline() const { return baseline_; }
+  bool provisional() const { return provisional_; }
+  Config best() const;
+  std::vector<std::string> pinned() const;
+  const std::vector<KnobInfo>& knobs() const { return knobs_; }
+  uint64_t windows() const { return windows_seen_; }
+  uint64_t hits() const { return hits_; }
+  uint64_t misses() const { return misses_; }
+  // hits / (hits + misses); a miss is a provisional overridden by the actor or
+  // reverted by the safety envelope.
+  double hit_rate() const;
+  const RoleUsage& usage(AgentRole r) const {
+    return r == AgentRole::Speculator ? spec_.usage : actor_.usage;
+  }
+  bool busy(AgentRole r) const { return role(r).busy; }
+  bool budget_exhausted(AgentRole r) const { return role(r).budget_exhausted; }
+  int backoff() const { return backoff_; }
+  Estimate estimate(const Config& c) const { return evidence_.estimate(c); }
+  std::optional<double> baseline_p95_us() const { return baseline_p95_; }
+  const std::deque<WindowRecord>& history() const { return history_; }
+  const EngineOptions& options() const { return opts_; }
+  size_t pending_trials() const { return trials_.size(); }
+
+ private:
+  struct RoleState {
+    explicit RoleState(AgentRole r) : role(r) {}
+    AgentRole role;
+    bool busy = false;
+    int64_t called_ns = 0;
+    uint64_t called_window = 0;  // windows_seen_ at the call
+    uint64_t calls = 0;
+    uint64_t max_call_tokens = 0;
+    uint64_t unbilled_tokens = 0;  // estimated tokens of cancelled calls
+    bool budget_exhausted = false;
+    RoleUsage usage;
+  };
+  struct Trial {
+    Config config;
+    double confidence = 0;
+    std::string rationale;
+  };
+
+  RoleState& role(AgentRole r) { return r == AgentRole::Speculator ? spec_ : actor_; }
+  const RoleState& role(AgentRole r) const { return r == AgentRole::Speculator ? spec_ : actor_; }
+  bool speculator_enabled() const;
+  bool actor_enabled() const;
+  bool applies_enabled() const;
+  uint64_t budget_of(AgentRole r) const;
+
+  Event event(std::string type, nlohmann::json fields, std::string summary) const;
+  void apply(Output& out, const Config& c, ApplyKind kind, const std::string& who,
+             const std::string& why, int64_t at_ns);
+  Config sanitize(const Config& proposal, std::vector<std::string>* dropped) const;
+  bool matches(const Config& a, const Config& b) const;
+  std::string describe_config(const Config& c) const;
+  std::string describe_change(const Config& from, const Config& to) const;
+  AgentContext make_context(AgentRole r) const;
+  bool has_new_evidence(const RoleState& r) const;
+  bool feasible(const Estimate& e) const;
+  void record_step_gain(const Config& cfg, double value);
+
+  void attribute(Output& out, const Window& w);
+  void safety_check(Output& out, const Window& w, bool clean);
+  void drift_check(Output& out, const Window& w, bool clean);
+  void run_trials(Output& out, int64_t at_ns);
+  void maybe_call(Output& out, AgentRole r);
+  void speculator_reply(Output& out, const AgentReply& reply);
+  void actor_reply(Output& out, const AgentReply& reply);
+  void decision_made(Output& out, const Config& before);
+  void cancel(Output& out, AgentRole r);
+  void clear_trials() {
+    trials_.clear();
+    trial_round_.clear();
+  }
+  void new_epoch();
+  void drop_knob(const std::string& name);
+  void promote_if_better(Output& out);
+
+  EngineOptions opts_;
+  const Clock& clock_;
+  std::vector<KnobInfo> knobs_;
+  std::map<std::string, int64_t> pins_;
+  Config baseline_, confirmed_, current_;
+  bool provisional_ = false;
+  bool paused_ = false;
+  bool converged_ = false;
+  bool recommend_reported_ = false;
+
+  EvidenceStore evidence_;
+  std::deque<WindowRecord> history_;
+  size_t epoch_start_ = 0;        // history index (absolute count) where the epoch began
+  uint64_t history_dropped_ = 0;  // windows dropped from the front of history_
+  uint64_t decision_window_ = 0;  // absolute window count at the actor's last decision
+  uint64_t windows_seen_ = 0;
+  std::deque<int64_t> change_times_;  // when the config in force changed (recent)
+  int64_t config_since_ns_ = 0;       // when the current config took effect
+  uint64_t clean_since_change_ = 0;   // clean windows under the current config
+  uint64_t last_clean_window_ = 0;    // windows_seen_ at the latest clean window
+  Config round_confirmed_;            // confirmed config when the speculator round began
+  Config recommended_;                // recommend mode: the actor's latest recommendation
+
+  RoleState spec_{AgentRole::Speculator};
+  RoleState actor_{AgentRole::Actor};
+  double actor_latency_windows_;  // EMA of observed actor latency
+
+  // Top-k trials of the latest speculator round.
+  std::deque<Trial> trials_;
+  std::vector<Config> trial_round_;         // configs tried in this round (incl. the one before)
+  double step_gain_;                        // EMA of relative gain per speculative step
+  std::map<Config, double> step_from_p95_;  // config -> p95 of where it was tried from
+
+  // Safety envelope.
+  int strikes_ = 0;
+
+  // Convergence and drift.
+  int stable_decisions_ = 0;
+  int backoff_ = 1;
+  Estimate converged_ref_;
+  std::deque<double> drift_values_;
+  std::deque<double> drift_tp_;
+
+  uint64_t hits_ = 0, misses_ = 0;
+  std::optional<double> baseline_p95_;
+  std::optional<double> baseline_tp_;
+};
+
+}  // namespace specact::engine

@@ -1,0 +1,495 @@
+// Engine bookkeeping in virtual time on the simulated kernel, with scripted
+// agents whose answers the tests control exactly.
+#include <gtest/gtest.h>
+
+#include "sim_driver.h"
+
+namespace specact::engine::testing {
+namespace {
+
+Config with_slice(const Config& base, int64_t slice) {
+  Config c = base;
+  c[sim::kSlice] = slice;
+  return c;
+}
+
+EngineOptions base_options() {
+  EngineOptions o;
+  o.speculator_top_k = 1;
+  return o;
+}
+
+// An agent that always proposes the same slice.
+Policy propose_slice(int64_t slice, double confidence = 0.8) {
+  return [=](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, slice)}, confidence);
+  };
+}
+
+Policy never_answers_usefully() {
+  return [](const AgentContext&) {
+    AgentReply r;
+    r.wants_more_evidence = true;
+    return r;
+  };
+}
+
+TEST(Engine, BaselineWindowsAreAttributedAndCounted) {
+  EngineOptions o = base_options();
+  o.mode = Mode::Monitor;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  d.run(5);
+  EXPECT_EQ(d.count("window"), 5u);
+  EXPECT_TRUE(d.calls.empty());
+  EXPECT_TRUE(d.applies.empty());
+  Estimate e = d.engine().estimate(d.engine().baseline());
+  EXPECT_EQ(e.windows, 5);
+  EXPECT_TRUE(e.confident);
+  // The simulated default slice has a true p95 of ~4.97 ms; the pooled estimate
+  // and its interval must cover it.
+  double truth = d.kernel().true_p95_us(d.engine().baseline());
+  EXPECT_LT(e.lo_us, truth * 1.05);
+  EXPECT_GT(e.hi_us, truth * 0.95);
+  ASSERT_TRUE(d.engine().baseline_p95_us());
+  EXPECT_EQ(d.engine().state(), "monitoring");
+}
+
+TEST(Engine, SpeculatorAppliesWithinOneWindowAndStraddledWindowIsMarked) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);
+  ASSERT_FALSE(d.calls.empty());
+  EXPECT_EQ(d.calls[0].role, AgentRole::Speculator);
+  EXPECT_EQ(d.calls[0].window, 1u);  // called right after the first window
+  ASSERT_EQ(d.applies.size(), 1u);
+  EXPECT_EQ(d.applies[0].window, 1u);  // applied during window 2
+  EXPECT_EQ(d.applies[0].action.kind, ApplyKind::Provisional);
+  EXPECT_EQ(d.applies[0].action.who, "speculator");
+  EXPECT_EQ(d.machine().at(sim::kSlice), 100);
+  EXPECT_TRUE(d.engine().provisional());
+  const auto& h = d.engine().history();
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_FALSE(h[0].straddled);
+  EXPECT_TRUE(h[1].straddled);  // the change happened inside window 2
+  EXPECT_FALSE(h[2].straddled);
+  EXPECT_EQ(h[2].config.at(sim::kSlice), 100);
+  // The straddled window is not evidence for either config.
+  EXPECT_EQ(d.engine().estimate(d.engine().baseline()).windows, 1);
+  EXPECT_EQ(d.engine().estimate(with_slice(d.engine().baseline(), 100)).windows, 1);
+}
+
+TEST(Engine, RegressingProvisionalIsRevertedWithinNWindowsAndCountedAsMiss) {
+  EngineOptions o = base_options();
+  o.safety_windows = 2;
+  o.safety_margin = 0.10;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  // 3000 us is ~33 % worse than the default 2800 us in the simulated kernel.
+  int calls = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    ++calls;
+    return calls == 1 ? reply_with({with_slice(ctx.current, 3000)}) : AgentReply{};
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);  // baseline evidence, apply, straddled window
+  ASSERT_EQ(d.applies.size(), 1u);
+  const uint64_t applied_at = d.applies[0].window;
+  d.run(6);
+  ASSERT_EQ(d.count("reverted"), 1u);
+  ASSERT_EQ(d.applies.size(), 2u);
+  const auto& rev = d.applies[1];
+  EXPECT_EQ(rev.action.kind, ApplyKind::Revert);
+  EXPECT_EQ(rev.action.who, "safety");
+  // Applied during window applied_at+1 (straddled), then 2 clean bad windows.
+  EXPECT_LE(rev.window, applied_at + 1 + o.safety_windows);
+  EXPECT_EQ(d.machine(), d.engine().baseline());
+  EXPECT_EQ(d.engine().current(), d.engine().confirmed());
+  EXPECT_FALSE(d.engine().provisional());
+  EXPECT_EQ(d.engine().misses(), 1u);
+  EXPECT_EQ(d.engine().hits(), 0u);
+}
+
+TEST(Engine, ImprovingProvisionalIsNotReverted) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  int calls = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return ++calls == 1 ? reply_with({with_slice(ctx.current, 100)}) : AgentReply{};
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(12);
+  EXPECT_EQ(d.count("reverted"), 0u);
+  EXPECT_EQ(d.machine().at(sim::kSlice), 100);
+}
+
+TEST(Engine, ActorMatchingProvisionalConfirmsItAsHit) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  int calls = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return ++calls == 1 ? reply_with({with_slice(ctx.current, 100)}) : AgentReply{};
+  };
+  // Within the 10 % per-knob tolerance of the slice knob: the same decision.
+  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 105)}); };
+  d.actor_latency_windows = 6.2;
+  d.run(8);
+  ASSERT_EQ(d.count("confirmed"), 1u);
+  EXPECT_EQ(d.count("overridden"), 0u);
+  EXPECT_EQ(d.engine().hits(), 1u);
+  EXPECT_DOUBLE_EQ(d.engine().hit_rate(), 1.0);
+  // Confirming writes nothing: the only apply is the speculator's.
+  ASSERT_EQ(d.applies.size(), 1u);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 100);
+  EXPECT_FALSE(d.engine().provisional());
+}
+
+TEST(Engine, ActorDisagreeingOverridesLastWriteWins) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  int calls = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return ++calls == 1 ? reply_with({with_slice(ctx.current, 100)}) : AgentReply{};
+  };
+  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 300)}); };
+  d.actor_latency_windows = 6.2;
+  d.run(8);
+  ASSERT_EQ(d.count("overridden"), 1u);
+  EXPECT_EQ(d.engine().misses(), 1u);
+  EXPECT_EQ(d.engine().hits(), 0u);
+  EXPECT_DOUBLE_EQ(d.engine().hit_rate(), 0.0);
+  ASSERT_EQ(d.applies.size(), 2u);
+  EXPECT_EQ(d.applies[1].action.who, "actor");
+  EXPECT_EQ(d.applies[1].action.kind, ApplyKind::Confirmed);
+  EXPECT_EQ(d.machine().at(sim::kSlice), 300);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 300);
+}
+
+TEST(Engine, HitRateCountsBothOutcomes) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  // Both step the confirmed slice down; the speculator guesses the actor's step
+  // (confirmed / 2) on even calls and overshoots (confirmed / 3) on odd ones.
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    int64_t s = ctx.confirmed.at(sim::kSlice);
+    return reply_with({with_slice(ctx.current, std::max<int64_t>(100, (n++ % 2) ? s / 3 : s / 2))});
+  };
+  d.actor = [](const AgentContext& ctx) {
+    return reply_with(
+        {with_slice(ctx.current, std::max<int64_t>(100, ctx.confirmed.at(sim::kSlice) / 2))});
+  };
+  d.actor_latency_windows = 3.2;
+  d.run(60);
+  const uint64_t decisions = d.count("confirmed") + d.count("overridden");
+  EXPECT_GE(decisions, 5u);
+  EXPECT_EQ(
+      d.engine().hits() + d.engine().misses(), d.count("overridden") + d.count("reverted") + [&] {
+        size_t hits = 0;
+        for (const auto& e : d.events)
+          if (e.type == "confirmed" && e.fields.value("hit", false)) ++hits;
+        return hits;
+      }());
+  EXPECT_GT(d.engine().hits(), 0u);
+  EXPECT_GT(d.engine().misses(), 0u);
+}
+
+TEST(Engine, ActorDecisionCancelsInFlightSpeculatorAndRestartsItsContext) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.speculator_latency_windows = 2.5;  // slow enough to be in flight at the decision
+  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 200)}); };
+  d.actor_latency_windows = 4.2;
+  d.run(12);
+  ASSERT_GE(d.count("overridden") + d.count("confirmed"), 1u);
+  EXPECT_GE(d.cancels, 1u);
+  // Speculator calls after the first decision see history from it on.
+  bool saw_restart = false;
+  for (const auto& c : d.calls)
+    if (c.role == AgentRole::Speculator && c.context.since_decision > 0) saw_restart = true;
+  EXPECT_TRUE(saw_restart);
+}
+
+TEST(Engine, TopKTrialsRunWhileActorThinksAndBestIsKept) {
+  EngineOptions o = base_options();
+  o.speculator_top_k = 3;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    if (n++) return AgentReply{};
+    // Best candidate first by the speculator's guess, but the true best is the third.
+    return reply_with(
+        {with_slice(ctx.current, 1000), with_slice(ctx.current, 300), with_slice(ctx.current, 100)},
+        0.6);
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 20;
+  d.run(9);
+  std::vector<int64_t> slices;
+  for (const auto& a : d.applies) slices.push_back(a.action.config.at(sim::kSlice));
+  ASSERT_GE(slices.size(), 3u);
+  EXPECT_EQ(slices[0], 1000);
+  EXPECT_EQ(slices[1], 300);
+  EXPECT_EQ(slices[2], 100);
+  // Trials are applied at window boundaries: no straddled window for them.
+  for (size_t i = 1; i < d.applies.size(); ++i)
+    EXPECT_NE(d.applies[i].action.why.find("trial"), std::string::npos);
+  EXPECT_EQ(d.machine().at(sim::kSlice), 100);  // the best of the round
+  EXPECT_TRUE(d.engine().provisional());
+  EXPECT_EQ(d.engine().pending_trials(), 0u);
+}
+
+TEST(Engine, TopKTrialsAreLaunchedSelectively) {
+  EngineOptions o = base_options();
+  o.speculator_top_k = 3;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    if (n++) return AgentReply{};
+    AgentReply r = reply_with({with_slice(ctx.current, 1000), with_slice(ctx.current, 300),
+                               with_slice(ctx.current, 100)});
+    r.candidates[1].confidence = 0.9;
+    r.candidates[2].confidence = 0.05;  // expected gain 0.05 x gain < cost: not worth a window
+    return r;
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 20;
+  d.run(9);
+  EXPECT_EQ(d.count("trial_skipped"), 1u);
+  for (const auto& a : d.applies) EXPECT_NE(a.action.config.at(sim::kSlice), 100);
+}
+
+TEST(Engine, NoTrialsWhenActorIsAboutToAnswer) {
+  EngineOptions o = base_options();
+  o.speculator_top_k = 3;
+  o.expected_actor_windows = 2;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    if (n++) return AgentReply{};
+    return reply_with({with_slice(ctx.current, 1000), with_slice(ctx.current, 300),
+                       with_slice(ctx.current, 100)});
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 2.2;
+  d.run(6);
+  for (const auto& a : d.applies) EXPECT_EQ(a.action.why.find("trial"), std::string::npos);
+}
+
+TEST(Engine, BudgetsAreHardLimits) {
+  EngineOptions o = base_options();
+  o.speculator_token_budget = 2000;  // 600 tokens per call: 3 calls fit, a 4th would not
+  o.actor_token_budget = 5000;       // 2400 per call: 2 calls
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, (n++ % 2) ? 500 : 400)});
+  };
+  d.actor = [](const AgentContext& ctx) { return reply_with({ctx.current}); };
+  d.actor_latency_windows = 2.2;
+  d.run(40);
+  EXPECT_EQ(d.calls_of(AgentRole::Speculator), 3u);
+  EXPECT_EQ(d.calls_of(AgentRole::Actor), 2u);
+  EXPECT_EQ(d.count("budget_exhausted"), 2u);
+  const RoleUsage& su = d.engine().usage(AgentRole::Speculator);
+  EXPECT_LE(su.prompt_tokens + su.completion_tokens, 2000u);
+  const RoleUsage& au = d.engine().usage(AgentRole::Actor);
+  EXPECT_LE(au.prompt_tokens + au.completion_tokens, 5000u);
+  EXPECT_TRUE(d.engine().budget_exhausted(AgentRole::Speculator));
+  // Raising the budget lifts the stop.
+  d.command(d.engine().set_budgets(0, 0));
+  d.run(5);
+  EXPECT_GT(d.calls_of(AgentRole::Speculator), 3u);
+}
+
+TEST(Engine, RecommendWritesNothing) {
+  EngineOptions o = base_options();
+  o.mode = Mode::Recommend;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = [](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, 100)}, 0.9, "smaller slice");
+  };
+  d.actor_latency_windows = 2.2;
+  d.run(20);
+  EXPECT_TRUE(d.applies.empty());
+  EXPECT_EQ(d.machine(), d.engine().baseline());
+  EXPECT_EQ(d.calls_of(AgentRole::Speculator), 0u);
+  EXPECT_GE(d.calls_of(AgentRole::Actor), 2u);
+  ASSERT_GE(d.count("recommended"), 1u);
+  for (const auto& e : d.events)
+    if (e.type == "recommended") EXPECT_EQ(e.fields["config"][sim::kSlice], 100);
+  // Pinning in recommend mode is recorded, never written.
+  d.command(d.engine().pin(sim::kNice, -5));
+  d.run(2);
+  EXPECT_TRUE(d.applies.empty());
+}
+
+TEST(Engine, MonitorCallsNoAgent) {
+  EngineOptions o = base_options();
+  o.mode = Mode::Monitor;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = propose_slice(100);
+  d.run(10);
+  EXPECT_TRUE(d.calls.empty());
+  EXPECT_TRUE(d.applies.empty());
+}
+
+TEST(Engine, ActorOnlyNeverSpeculates) {
+  EngineOptions o = base_options();
+  o.mode = Mode::ActorOnly;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = propose_slice(300);
+  d.actor_latency_windows = 3.2;
+  d.run(10);
+  EXPECT_EQ(d.calls_of(AgentRole::Speculator), 0u);
+  ASSERT_GE(d.applies.size(), 1u);
+  for (const auto& a : d.applies) EXPECT_EQ(a.action.kind, ApplyKind::Confirmed);
+  EXPECT_FALSE(d.engine().provisional());
+}
+
+TEST(Engine, SpeculatorOnlyPromotesConfidentImprovements) {
+  EngineOptions o = base_options();
+  o.mode = Mode::SpeculatorOnly;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return n++ ? AgentReply{} : reply_with({with_slice(ctx.current, 100)});
+  };
+  d.run(10);
+  EXPECT_EQ(d.calls_of(AgentRole::Actor), 0u);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 100);
+  ASSERT_GE(d.count("confirmed"), 1u);
+}
+
+TEST(Engine, PauseResumePinUnpinRevert) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);
+  ASSERT_TRUE(d.engine().provisional());
+  d.command(d.engine().pause());
+  EXPECT_EQ(d.engine().state(), "paused");
+  EXPECT_EQ(d.machine(), d.engine().baseline());  // provisional dropped
+  size_t calls = d.calls.size();
+  d.run(4);
+  EXPECT_EQ(d.calls.size(), calls);
+  d.command(d.engine().resume());
+  d.run(2);
+  EXPECT_GT(d.calls.size(), calls);
+
+  EXPECT_THROW(d.engine().pin("no.such.knob", 1), ControlError);
+  EXPECT_THROW(d.engine().pin(sim::kNice, 99), ControlError);
+  d.command(d.engine().pin(sim::kNice, -10));
+  EXPECT_EQ(d.machine().at(sim::kNice), -10);
+  d.speculator = [](const AgentContext& ctx) {
+    Config c = ctx.current;
+    c[sim::kNice] = 5;  // must not win over the pin
+    c[sim::kSlice] = 200;
+    return reply_with({c});
+  };
+  d.run(4);
+  EXPECT_EQ(d.machine().at(sim::kNice), -10);
+  for (const auto& c : d.calls)
+    for (const auto& k : c.context.knobs)
+      if (c.window > 8) EXPECT_NE(k.name, sim::kNice);
+  d.command(d.engine().unpin(sim::kNice));
+  EXPECT_THROW(d.engine().unpin(sim::kNice), ControlError);
+
+  d.command(d.engine().revert_to_baseline());
+  EXPECT_EQ(d.machine(), d.engine().baseline());
+  EXPECT_EQ(d.engine().confirmed(), d.engine().baseline());
+  EXPECT_TRUE(d.engine().paused());
+}
+
+TEST(Engine, YieldedKnobIsDroppedFromEverything) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);
+  d.command(d.engine().on_yielded({sim::kTimerMigration}));
+  ASSERT_EQ(d.count("yielded"), 1u);
+  EXPECT_EQ(d.engine().current().count(sim::kTimerMigration), 0u);
+  EXPECT_EQ(d.engine().baseline().count(sim::kTimerMigration), 0u);
+  d.run(4);
+  for (const auto& a : d.applies)
+    if (a.window > 3) EXPECT_EQ(a.action.config.count(sim::kTimerMigration), 0u);
+}
+
+TEST(Engine, AgentErrorsKeepTheConfirmedConfig) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext&) {
+    AgentReply r;
+    r.error = "HTTP 500";
+    return r;
+  };
+  d.actor = d.speculator;
+  d.actor_latency_windows = 1.2;
+  d.run(8);
+  EXPECT_GE(d.count("agent_error"), 4u);
+  EXPECT_TRUE(d.applies.empty());
+  EXPECT_GE(d.engine().usage(AgentRole::Speculator).errors, 2u);
+}
+
+TEST(Engine, UnknownKnobsInRepliesAreDroppedAndClamped) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext& ctx) {
+    Config c = ctx.current;
+    c["sysctl.kernel.panic"] = 1;
+    c[sim::kSlice] = 5;  // below the domain minimum (100)
+    return reply_with({c});
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);
+  ASSERT_EQ(d.applies.size(), 1u);
+  EXPECT_EQ(d.applies[0].action.config.count("sysctl.kernel.panic"), 0u);
+  EXPECT_EQ(d.applies[0].action.config.at(sim::kSlice), 100);
+  EXPECT_GE(d.engine().usage(AgentRole::Speculator).rejected, 1u);
+}
+
+TEST(Engine, HistoryIsBounded) {
+  EngineOptions o = base_options();
+  o.history_limit = 50;
+  o.context_history_limit = 20;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, 100 + 10 * (n++ % 50))});
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 3.2;
+  d.run(300);
+  EXPECT_LE(d.engine().history().size(), 50u);
+  for (const auto& c : d.calls) EXPECT_LE(c.context.history.size(), 20u);
+}
+
+TEST(Engine, EventsSerializeWithStableFields) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = propose_slice(100);
+  d.actor_latency_windows = 4.2;
+  d.run(8);
+  bool saw_applied = false;
+  for (const auto& e : d.events) {
+    nlohmann::json j = e.to_json();
+    EXPECT_TRUE(j.contains("type"));
+    EXPECT_TRUE(j.contains("time_ns"));
+    if (e.type == "window") {
+      EXPECT_TRUE(j.contains("window"));
+      EXPECT_TRUE(j.contains("straddled"));
+      EXPECT_TRUE(j.contains("config"));
+    }
+    if (e.type == "applied") {
+      saw_applied = true;
+      for (const char* k : {"kind", "who", "why", "config", "from"})
+        EXPECT_TRUE(j.contains(k)) << k;
+    }
+  }
+  EXPECT_TRUE(saw_applied);
+}
+
+}  // namespace
+}  // namespace specact::engine::testing

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -96,6 +97,51 @@ bool run_collect(const std::string& command, int timeout_ms, const std::atomic<b
   return ok;
 }
 
+// Streaming: runs the command, calling on_line for each output line, until it
+// exits or stop is set (then its process group is killed).
+void run_streaming(const std::string& command, const std::atomic<bool>& stop,
+                   const std::function<void(const std::string&)>& on_line) {
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return;
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    dup2(pipefd[1], STDOUT_FILENO);
+    dup2(pipefd[1], STDERR_FILENO);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  close(pipefd[1]);
+  std::string pending;
+  char buf[4096];
+  while (!stop.load()) {
+    pollfd pfd{pipefd[0], POLLIN, 0};
+    int n = poll(&pfd, 1, 100);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    ssize_t got = read(pipefd[0], buf, sizeof buf);
+    if (got <= 0) break;
+    pending.append(buf, static_cast<size_t>(got));
+    for (size_t nl; (nl = pending.find_first_of("\r\n")) != std::string::npos;) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      if (!line.empty()) on_line(line);
+    }
+    if (pending.size() > (1 << 16)) pending.clear();  // no newline in 64 KiB: not our format
+  }
+  close(pipefd[0]);
+  kill(-pid, SIGKILL);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
 }  // namespace
 
 CommandResult run_command_source(const CommandSourceOptions& opt) {
@@ -125,6 +171,25 @@ struct CommandSource::Impl {
 CommandSource::CommandSource(CommandSourceOptions opt) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(opt);
   impl_->worker = std::thread([impl = impl_.get()] {
+    if (impl->opt.stream) {
+      std::regex p95_re(impl->opt.p95_regex);
+      while (!impl->stop.load()) {
+        run_streaming(impl->opt.command, impl->stop, [&](const std::string& line) {
+          if (!std::regex_search(line, p95_re)) return;
+          CommandResult r = parse_command_output(line, impl->opt);
+          std::lock_guard lock(impl->mu);
+          impl->latest = std::move(r);
+        });
+        if (impl->stop.load()) break;
+        {
+          std::lock_guard lock(impl->mu);
+          impl->latest = CommandResult{std::nullopt, std::nullopt, "streaming command exited"};
+        }
+        for (int i = 0; i < 10 && !impl->stop.load(); ++i)  // restart after 1 s
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      return;
+    }
     while (!impl->stop.load()) {
       std::string out, error;
       int status = 0;

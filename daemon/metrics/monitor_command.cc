@@ -41,8 +41,13 @@ Options:
   --command CMD        also run CMD (via /bin/sh -c) back to back and report the
                        p95 parsed from its output, e.g.
                        'sysbench cpu --threads=16 --time=1 --percentile=95 run'
-  --p95-regex RE       regex whose first group is the command's p95
-                       (default: sysbench's "95th percentile:\s+([0-9.]+)")
+  --stream             CMD runs continuously; every output line matching the
+                       p95 regex is a new result, e.g. 'sysbench cpu
+                       --threads=16 --time=0 --report-interval=1
+                       --percentile=95 run'
+  --p95-regex RE       regex whose first group is the command's p95 (default
+                       matches sysbench's "95th percentile:" and per-interval
+                       "lat (ms,95%):" lines)
   --p95-scale F        multiply the parsed p95 by F to get microseconds
                        (default 1000: sysbench prints milliseconds)
   -h, --help           show this help
@@ -110,7 +115,7 @@ int cmd_monitor(int argc, char** argv) {
   std::optional<CommandSourceOptions> command;
   CommandSourceOptions cmd_opt;
   enum { kPid = 1, kCgroup, kUnit, kComm, kWindowMs, kWindows, kJson, kMinSamples, kCommand,
-         kP95Regex, kP95Scale };
+         kP95Regex, kP95Scale, kStream };
   static option opts[] = {{"pid", 1, nullptr, kPid},
                           {"cgroup", 1, nullptr, kCgroup},
                           {"unit", 1, nullptr, kUnit},
@@ -122,6 +127,7 @@ int cmd_monitor(int argc, char** argv) {
                           {"command", 1, nullptr, kCommand},
                           {"p95-regex", 1, nullptr, kP95Regex},
                           {"p95-scale", 1, nullptr, kP95Scale},
+                          {"stream", 0, nullptr, kStream},
                           {"help", 0, nullptr, 'h'},
                           {nullptr, 0, nullptr, 0}};
   auto usage_error = [](const std::string& msg) {
@@ -169,6 +175,7 @@ int cmd_monitor(int argc, char** argv) {
         break;
       case kCommand: cmd_opt.command = optarg; command = cmd_opt; break;
       case kP95Regex: cmd_opt.p95_regex = optarg; break;
+      case kStream: cmd_opt.stream = true; break;
       case kP95Scale: {
         char* end = nullptr;
         double f = std::strtod(optarg, &end);
@@ -186,6 +193,7 @@ int cmd_monitor(int argc, char** argv) {
   if (command) {
     command->p95_regex = cmd_opt.p95_regex;
     command->p95_scale_to_us = cmd_opt.p95_scale_to_us;
+    command->stream = cmd_opt.stream;
     try {
       std::regex check(command->p95_regex);
     } catch (const std::regex_error& e) {

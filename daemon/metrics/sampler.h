@@ -50,11 +50,17 @@ class LatencySampler {
 // Runs a shell command each window and parses its p95 (and optionally a
 // throughput figure) from its output, e.g. sysbench's "95th percentile: 1.23" (ms).
 struct CommandSourceOptions {
-  std::string command;                 // run with /bin/sh -c
-  std::string p95_regex = R"(95th percentile:\s+([0-9.]+))";
-  double p95_scale_to_us = 1000.0;     // sysbench reports ms
-  std::string throughput_regex = R"(events per second:\s+([0-9.]+))";
-  int timeout_ms = 30000;
+  std::string command;  // run with /bin/sh -c
+  // Matches sysbench's final "95th percentile: 1.23" and its per-interval
+  // "lat (ms,95%): 1.23" lines; the first group is the p95.
+  std::string p95_regex = R"((?:95th percentile:\s+|lat \(ms,95%\):\s*)([0-9.]+))";
+  double p95_scale_to_us = 1000.0;  // sysbench reports ms
+  std::string throughput_regex = R"((?:events per second:\s+|eps:\s*)([0-9.]+))";
+  int timeout_ms = 30000;  // per run (ignored when streaming)
+  // Streaming: run the command once (restarted if it exits) and take every
+  // output line matching p95_regex as a new result, e.g.
+  // `sysbench cpu --time=0 --report-interval=1 --percentile=95 run`.
+  bool stream = false;
 };
 
 struct CommandResult {

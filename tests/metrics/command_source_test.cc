@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "metrics/sampler.h"
 
 using specact::CommandSourceOptions;
@@ -80,4 +82,29 @@ TEST(CommandSource, BackgroundSourceDeliversLatest) {
   ASSERT_TRUE(got);
   ASSERT_TRUE(got->p95_us) << got->error;
   EXPECT_DOUBLE_EQ(*got->p95_us, 2000.0);
+}
+
+TEST(CommandSource, ParsesSysbenchIntervalLines) {
+  auto r = specact::parse_command_output("[ 2s ] thds: 16 eps: 2017.91 lat (ms,95%): 104.84",
+                                         CommandSourceOptions{});
+  ASSERT_TRUE(r.p95_us) << r.error;
+  EXPECT_DOUBLE_EQ(*r.p95_us, 104840.0);
+  ASSERT_TRUE(r.throughput);
+  EXPECT_DOUBLE_EQ(*r.throughput, 2017.91);
+}
+
+TEST(CommandSource, StreamingTakesEachMatchingLine) {
+  CommandSourceOptions opt;
+  opt.stream = true;
+  opt.command =
+      "i=1; while true; do echo \"[ ${i}s ] thds: 1 eps: 10.0 lat (ms,95%): $i.00\"; "
+      "i=$((i+1)); sleep 0.1; done";
+  specact::CommandSource src(opt);
+  std::vector<double> seen;
+  for (int i = 0; i < 60 && seen.size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (auto r = src.take_latest(); r && r->p95_us) seen.push_back(*r->p95_us);
+  }
+  ASSERT_GE(seen.size(), 3u);
+  EXPECT_LT(seen[0], seen[2]);  // later lines, later values: each line is a new result
 }

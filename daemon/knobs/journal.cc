@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -114,9 +115,51 @@ int read_file(const std::string& path, std::string* out, const FaultHook& fault)
   return 0;
 }
 
+namespace {
+// Kernel files (proc, sysfs, cgroupfs, debugfs) take a value in one atomic
+// write(2); a plain file (a fake root in tests, a bind-mounted copy) gets the
+// same all-or-nothing behaviour from temp + rename.
+bool kernel_fs(int fd) {
+  struct statfs sfs {};
+  if (fstatfs(fd, &sfs) != 0) return true;
+  switch (static_cast<unsigned long>(sfs.f_type)) {
+    case 0x9fa0:      // PROC_SUPER_MAGIC
+    case 0x62656572:  // SYSFS_MAGIC
+    case 0x27e0eb:    // CGROUP_SUPER_MAGIC
+    case 0x63677270:  // CGROUP2_SUPER_MAGIC
+    case 0x64626720:  // DEBUGFS_MAGIC
+    case 0x74726163:  // TRACEFS_MAGIC
+      return true;
+    default:
+      return false;
+  }
+}
+
+int replace_plain_file(const std::string& path, const std::string& data) {
+  std::string tmp = path + ".specact-tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, data.data(), data.size());
+  int err = n < 0 ? errno : (static_cast<size_t>(n) != data.size() ? EIO : 0);
+  if (close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) unlink(tmp.c_str());
+  return err;
+}
+}  // namespace
+
 int write_file(const std::string& path, const std::string& data, const FaultHook& fault) {
   if (fault)
     if (int err = fault("write", path)) return err;
+  {
+    int probe = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (probe >= 0) {
+      struct stat st {};
+      bool plain = fstat(probe, &st) == 0 && S_ISREG(st.st_mode) && !kernel_fs(probe);
+      close(probe);
+      if (plain) return replace_plain_file(path, data);
+    }
+  }
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return errno;
   // One write(2): sysctl and cgroup files take the value in a single call.

@@ -715,9 +715,15 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     } else {
       TaskEntry* e = m.task_entry(m.journal, name);
       for (const auto& w : p.threads) {
-        TaskAttr want = w.cur;
+        // Re-read: another knob of this batch may have just changed this thread.
+        TaskAttr cur;
+        if (get_task_attr(w.tid, &cur) != 0) {
+          r.tasks_gone++;
+          continue;
+        }
+        TaskAttr want = cur;
         task_field_set(&want, p.def->field, p.kvalue, e ? e->default_slice_ns : 0);
-        if (int err = set_task_attr(w.tid, want, w.cur)) {
+        if (int err = set_task_attr(w.tid, want, cur)) {
           if (err == ESRCH) {
             r.tasks_gone++;
           } else {
@@ -849,7 +855,7 @@ size_t KnobManager::reapply_to_new_threads() {
     TaskAttr cur;
   };
   std::vector<Work> work;
-  size_t managed = 0;
+  std::set<std::pair<pid_t, uint64_t>> new_tasks;  // a thread counts once, whatever the knobs
   JournalState next = m.journal;
   bool changed = false;
   for (const auto& [name, kvalue] : m.task_applied) {
@@ -880,7 +886,7 @@ size_t KnobManager::reapply_to_new_threads() {
               {tgid, task_start_time(m.cfg.proc_root, tgid, tgid), m.original_for(*e, tgid, cur)});
         e->threads.push_back({tid, tgid, start, m.original_for(*e, tgid, cur), {}});
         changed = true;
-        ++managed;
+        new_tasks.insert({tid, start});
         if (cur != kvalue)
           work.push_back({name, d->field, kvalue, e->default_slice_ns, tid, start, a});
         else
@@ -896,9 +902,11 @@ size_t KnobManager::reapply_to_new_threads() {
   m.journal = std::move(next);
   m.step("journal-committed");
   for (const auto& w : work) {
-    TaskAttr want = w.cur;
+    TaskAttr cur;
+    if (get_task_attr(w.tid, &cur) != 0) continue;
+    TaskAttr want = cur;
     task_field_set(&want, w.field, w.kvalue, w.default_slice_ns);
-    if (set_task_attr(w.tid, want, w.cur) != 0) continue;
+    if (set_task_attr(w.tid, want, cur) != 0) continue;
     m.step("wrote-task:" + w.knob);
     TaskAttr after;
     if (get_task_attr(w.tid, &after) != 0) continue;
@@ -906,9 +914,10 @@ size_t KnobManager::reapply_to_new_threads() {
       for (auto& th : e->threads)
         if (th.tid == w.tid && th.start == w.start) th.last = task_field_get(after, w.field);
   }
-  if (managed)
-    log::debug("knobs: " + std::to_string(managed) + " new task(s) brought under management");
-  return managed;
+  if (!new_tasks.empty())
+    log::debug("knobs: " + std::to_string(new_tasks.size()) +
+               " new task(s) brought under management");
+  return new_tasks.size();
 }
 
 RestoreReport KnobManager::restore_all() {

@@ -79,6 +79,18 @@ const KnobInfo* find_knob(const AgentContext& ctx, const std::string& name) {
   return nullptr;
 }
 
+// Model-written text ends up in logs, history and D-Bus: no control characters
+// (no forged log lines), bounded length.
+std::string sanitize(const std::string& s, size_t max_len) {
+  std::string out;
+  out.reserve(std::min(s.size(), max_len));
+  for (char c : s) {
+    if (out.size() >= max_len) break;
+    out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string extract_json_object(const std::string& text) {
@@ -117,7 +129,7 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
     reply.candidates.clear();
     reply.wants_more_evidence = false;
     reply.rejected = std::max<uint64_t>(count, 1);
-    reply.error = "reply rejected: " + why;
+    reply.error = sanitize("reply rejected: " + why, 400);
     res.notes.push_back(reply.error);
     return res;
   };
@@ -161,7 +173,7 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
   std::vector<std::string> reasons;
   auto reject = [&](size_t i, const std::string& why) {
     reply.rejected++;
-    std::string line = "candidate " + std::to_string(i) + " rejected: " + why;
+    std::string line = sanitize("candidate " + std::to_string(i) + " rejected: " + why, 300);
     reasons.push_back(line);
     res.notes.push_back(line);
   };
@@ -263,10 +275,12 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
     for (auto& n : clamps) res.notes.push_back(std::move(n));
     reply.candidates.push_back({std::move(config), conf, std::move(rationale)});
   }
+  for (auto& c : reply.candidates) c.rationale = sanitize(c.rationale, kMaxRationale);
   if (reply.candidates.empty() && !reply.wants_more_evidence) {
     std::string joined;
     for (const auto& r : reasons) joined += (joined.empty() ? "" : "; ") + r;
-    reply.error = "all " + std::to_string(reply.rejected) + " candidates rejected: " + joined;
+    reply.error =
+        sanitize("all " + std::to_string(reply.rejected) + " candidates rejected: " + joined, 1000);
   }
   return res;
 }

@@ -254,6 +254,17 @@ TEST(ReplyValidation, LongRationaleIsCutOnACharacterBoundary) {
   EXPECT_EQ(v.reply.candidates[0].rationale, std::string(299, 'a'));
 }
 
+TEST(ReplyValidation, ModelTextCannotForgeLogLines) {
+  AgentContext ctx = context();
+  auto v = validate_reply(
+      R"({"candidates":[{"config":{"evil\nspecactd: applied kernel.panic=1":1},"confidence":0.5},)"
+      R"({"config":{"task.slice_us":400},"confidence":0.5,"rationale":"a\nb\u001b[31m"}]})",
+      ctx);
+  ASSERT_EQ(v.reply.candidates.size(), 1u);
+  EXPECT_EQ(v.reply.candidates[0].rationale.find_first_of("\n\x1b"), std::string::npos);
+  for (const auto& n : v.notes) EXPECT_EQ(n.find('\n'), std::string::npos) << n;
+}
+
 TEST(ReplyValidation, ExtractsTheFirstBalancedObject) {
   EXPECT_EQ(extract_json_object("x ```json\n{\"a\":\"}\"}\n``` y"), "{\"a\":\"}\"}");
   EXPECT_EQ(extract_json_object("no json"), "");

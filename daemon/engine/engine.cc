@@ -289,7 +289,9 @@ AgentContext Engine::make_context(AgentRole r) const {
 }
 
 bool Engine::has_new_evidence(const RoleState& r) const {
-  if (clean_since_change_ == 0) return false;
+  // Something new was measured since this role was last asked, and the config
+  // in force is measured well enough to reason from (a config the round already
+  // measured counts even if it was only just re-applied).
   if (r.calls > 0 && last_clean_window_ <= r.called_window) return false;
   return evidence_.estimate(current_).confident;
 }
@@ -309,8 +311,8 @@ void Engine::new_epoch() {
   epoch_start_ = windows_seen_;
   clean_since_change_ = 0;
   step_from_p95_.clear();
-  drift_values_.clear();
-  drift_tp_.clear();
+  drift_ratio_.clear();
+  drift_tp_ratio_.clear();
 }
 
 void Engine::cancel(Output& out, AgentRole r) {
@@ -450,45 +452,56 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
 }
 
 void Engine::drift_check(Output& out, const Window& w, bool clean) {
-  if (!converged_ || !clean || current_ != confirmed_ || w.low_confidence) return;
+  if (!converged_ || !clean || w.low_confidence) return;
+  // Only windows of configs measured before convergence say anything about
+  // drift; a freshly probed neighbour has no reference.
+  auto ref = drift_ref_.find(current_);
+  if (ref == drift_ref_.end() || ref->second.p95_us <= 0) return;
   std::optional<double> v = objective_us(w, opts_.metric);
   if (!v) return;
-  push_bounded(drift_values_, *v, static_cast<size_t>(opts_.drift_windows));
-  if (auto tp = throughput_of(w, opts_.metric))
-    push_bounded(drift_tp_, *tp, static_cast<size_t>(opts_.drift_windows));
-  if (drift_values_.size() < static_cast<size_t>(opts_.drift_windows)) return;
-  double m = 0;
-  for (double x : drift_values_) m += x;
-  m /= static_cast<double>(drift_values_.size());
-  const Estimate& ref = converged_ref_;
+  const size_t n = static_cast<size_t>(opts_.drift_windows);
+  push_bounded(
+      drift_ratio_,
+      std::make_pair(*v / ref->second.p95_us, ref->second.half_width() / ref->second.p95_us), n);
+  std::optional<double> tp = throughput_of(w, opts_.metric);
+  if (tp && ref->second.throughput && *ref->second.throughput > 0)
+    push_bounded(drift_tp_ratio_, *tp / *ref->second.throughput, n);
+  if (drift_ratio_.size() < n) return;
+  double ratio = 0, rel_hw = 0;
+  for (const auto& [r, hw] : drift_ratio_) {
+    ratio += r;
+    rel_hw += hw;
+  }
+  ratio /= static_cast<double>(n);
+  rel_hw /= static_cast<double>(n);
   std::string reason;
-  if (ref.p95_us > 0 &&
-      std::abs(m - ref.p95_us) > ref.half_width() + opts_.drift_margin * ref.p95_us)
-    reason = "p95 moved from " + fmt_us(ref.p95_us) + " to " + fmt_us(m);
+  char buf[160];
+  if (std::abs(ratio - 1) > rel_hw + opts_.drift_margin) {
+    std::snprintf(buf, sizeof buf,
+                  "p95 moved to %.2fx its converged value (beyond noise %.0f%% + margin %.0f%%)",
+                  ratio, rel_hw * 100, opts_.drift_margin * 100);
+    reason = buf;
+  }
   double tp_ratio = 1;
-  if (reason.empty() && ref.throughput && *ref.throughput > 0 &&
-      drift_tp_.size() == drift_values_.size()) {
-    double t = 0;
-    for (double x : drift_tp_) t += x;
-    t /= static_cast<double>(drift_tp_.size());
-    tp_ratio = t / *ref.throughput;
-    if (std::abs(tp_ratio - 1) > opts_.drift_margin) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "throughput moved from %.3g to %.3g", *ref.throughput, t);
+  if (drift_tp_ratio_.size() == n) {
+    tp_ratio = 0;
+    for (double r : drift_tp_ratio_) tp_ratio += r;
+    tp_ratio /= static_cast<double>(n);
+    if (reason.empty() && std::abs(tp_ratio - 1) > opts_.drift_margin) {
+      std::snprintf(buf, sizeof buf, "throughput moved to %.2fx its converged value", tp_ratio);
       reason = buf;
     }
   }
   if (reason.empty()) return;
   // The workload changed: old evidence describes a machine that is gone, and the
   // throughput reference scales with the workload's new intensity.
-  if (baseline_tp_ && ref.throughput && *ref.throughput > 0 && !drift_tp_.empty()) {
-    double t = 0;
-    for (double x : drift_tp_) t += x;
-    *baseline_tp_ *= (t / static_cast<double>(drift_tp_.size())) / *ref.throughput;
-  }
+  if (baseline_tp_) *baseline_tp_ *= tp_ratio;
   converged_ = false;
   stable_decisions_ = 0;
+  has_decision_ref_ = false;
   backoff_ = 1;
+  spec_idle_ = 1;
+  drift_ref_.clear();
   new_epoch();
   out.events.push_back(
       event("re_engaged", {{"reason", reason}}, "re-engaged at full cadence: " + reason));
@@ -578,8 +591,7 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
   if (opts_.mode == Mode::SpeculatorOnly) {
     // Without an actor, a round is the unit of decision: it is stable when it
     // did not move the confirmed config.
-    Config before = round_confirmed_;
-    decision_made(out, before);
+    decision_made(out);
   }
 }
 
@@ -608,8 +620,9 @@ void Engine::maybe_call(Output& out, AgentRole r) {
   }
   const int interval =
       r == AgentRole::Speculator ? opts_.speculator_interval : opts_.actor_interval;
+  const int slow = r == AgentRole::Speculator ? std::max(backoff_, spec_idle_) : backoff_;
   if (s.calls > 0 &&
-      windows_seen_ - s.called_window < static_cast<uint64_t>(std::max(1, interval) * backoff_))
+      windows_seen_ - s.called_window < static_cast<uint64_t>(std::max(1, interval) * slow))
     return;
   if (!has_new_evidence(s)) return;
   AgentContext ctx = make_context(r);
@@ -625,7 +638,6 @@ void Engine::maybe_call(Output& out, AgentRole r) {
              {"windows", ctx.history.size()},
              {"backoff", backoff_}},
             std::string("calling ") + to_string(r) + " (call " + std::to_string(s.calls) + ")"));
-  if (r == AgentRole::Speculator) round_confirmed_ = confirmed_;
   CallAgentAction call;
   call.role = r;
   call.context = std::move(ctx);
@@ -679,10 +691,14 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
     if (cands.size() >= static_cast<size_t>(opts_.speculator_top_k)) break;
   }
   if (cands.empty()) {
-    out.events.push_back(
-        event("agent_waiting", {{"role", "speculator"}}, "speculator proposed nothing new"));
+    // Nothing new to try: ask less often until something changes.
+    spec_idle_ = std::min(opts_.max_backoff, spec_idle_ * 2);
+    out.events.push_back(event("agent_waiting",
+                               {{"role", "speculator"}, {"idle_backoff", spec_idle_}},
+                               "speculator proposed nothing new"));
     return;
   }
+  spec_idle_ = 1;
   clear_trials();
   Estimate from = evidence_.estimate(current_);
   if (from.confident) step_from_p95_[cands[0].config] = from.p95_us;
@@ -708,7 +724,6 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
   std::vector<std::string> dropped;
   Config c = sanitize(top.config, &dropped);
   if (!dropped.empty()) actor_.usage.rejected += dropped.size();
-  Config before = confirmed_;
   if (opts_.mode == Mode::Recommend) {
     Estimate e = evidence_.estimate(c);
     out.events.push_back(event("recommended",
@@ -719,9 +734,8 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
                                 {"estimate", estimate_to_json(e)}},
                                "actor recommends " + describe_change(current_, c) + " (" +
                                    top.rationale + "); not applied (recommend mode)"));
-    Config prev = recommended_;
     recommended_ = c;
-    decision_made(out, prev);
+    decision_made(out);
     return;
   }
   const std::string why = top.rationale.empty() ? std::string("actor's decision") : top.rationale;
@@ -758,10 +772,10 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
         {{"who", "actor"}, {"config", config_to_json(confirmed_)}, {"hit", false}, {"why", why}},
         "actor decided " + describe_config(confirmed_)));
   }
-  decision_made(out, before);
+  decision_made(out);
 }
 
-void Engine::decision_made(Output& out, const Config& before) {
+void Engine::decision_made(Output& out) {
   // The speculator's context restarts from the decision; its in-flight guess
   // and pending trials were made against the old one.
   if (opts_.mode != Mode::SpeculatorOnly) {
@@ -769,26 +783,40 @@ void Engine::decision_made(Output& out, const Config& before) {
     clear_trials();
     cancel(out, AgentRole::Speculator);
   }
-  const Config& now = opts_.mode == Mode::Recommend ? recommended_ : confirmed_;
-  if (matches(now, before)) {
+  // Stable when the best-measured config did not move since the previous
+  // decision: an actor that probes neighbours of the best has still settled.
+  // In recommend mode nothing is applied, so the recommendation itself counts.
+  const Config now = opts_.mode == Mode::Recommend ? recommended_ : best();
+  const bool stable = has_decision_ref_ && matches(now, decision_ref_);
+  decision_ref_ = now;
+  has_decision_ref_ = true;
+  if (stable) {
     ++stable_decisions_;
   } else {
     stable_decisions_ = 0;
+    spec_idle_ = 1;
     if (converged_) {
       converged_ = false;
       backoff_ = 1;
     }
   }
   if (stable_decisions_ < opts_.converge_after) return;
-  Estimate ref = evidence_.estimate(opts_.mode == Mode::Recommend ? current_ : confirmed_);
+  const Config& ref_cfg = opts_.mode == Mode::Recommend ? current_ : now;
+  Estimate ref = evidence_.estimate(ref_cfg);
   if (!ref.confident) return;
-  converged_ref_ = ref;  // refreshed at every stable decision: more windows, tighter interval
   backoff_ =
       std::min(opts_.max_backoff, 1 << std::min(20, stable_decisions_ - opts_.converge_after + 1));
   if (!converged_) {
     converged_ = true;
-    drift_values_.clear();
-    drift_tp_.clear();
+    // Drift is judged against what every well-measured config looked like now.
+    drift_ref_.clear();
+    for (const auto& [cfg, ev] : evidence_.all()) {
+      Estimate e = ev.estimate(evidence_.options());
+      if (e.confident && e.windows >= 2) drift_ref_[cfg] = e;
+    }
+    drift_ref_[ref_cfg] = ref;
+    drift_ratio_.clear();
+    drift_tp_ratio_.clear();
     out.events.push_back(event("converged",
                                {{"config", config_to_json(now)},
                                 {"estimate", estimate_to_json(ref)},
@@ -810,7 +838,6 @@ void Engine::drop_knob(const std::string& name) {
   confirmed_.erase(name);
   current_.erase(name);
   recommended_.erase(name);
-  round_confirmed_.erase(name);
   clear_trials();
   // Evidence is keyed by whole configs; with a knob gone the keys no longer fit.
   new_epoch();
@@ -891,7 +918,9 @@ Output Engine::set_mode(Mode m) {
   clear_trials();
   converged_ = false;
   stable_decisions_ = 0;
+  has_decision_ref_ = false;
   backoff_ = 1;
+  spec_idle_ = 1;
   out.events.push_back(event("mode", {{"from", to_string(old)}, {"to", to_string(m)}},
                              "mode " + to_string(old) + " -> " + to_string(m)));
   return out;
@@ -912,7 +941,9 @@ Output Engine::revert_to_baseline() {
   paused_ = true;
   converged_ = false;
   stable_decisions_ = 0;
+  has_decision_ref_ = false;
   backoff_ = 1;
+  spec_idle_ = 1;
   out.events.push_back(event(
       "reverted",
       {{"who", "user"},

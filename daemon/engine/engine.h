@@ -33,7 +33,7 @@ std::string to_string(Mode m);
 struct EngineOptions {
   Metric metric = Metric::ServiceP95;
   Mode mode = Mode::Speculative;
-  int speculator_top_k = 3;  // candidates asked of the speculator (1 = no trials)
+  int speculator_top_k = 2;  // candidates asked of the speculator (1 = no trials)
   int actor_top_k = 1;
   // Safety envelope: a provisional config worse than the confirmed one by more
   // than `safety_margin` (relative p95) in `safety_windows` consecutive clean
@@ -209,7 +209,7 @@ class Engine {
   void maybe_call(Output& out, AgentRole r);
   void speculator_reply(Output& out, const AgentReply& reply);
   void actor_reply(Output& out, const AgentReply& reply);
-  void decision_made(Output& out, const Config& before);
+  void decision_made(Output& out);
   void cancel(Output& out, AgentRole r);
   void clear_trials() {
     trials_.clear();
@@ -239,7 +239,6 @@ class Engine {
   int64_t config_since_ns_ = 0;       // when the current config took effect
   uint64_t clean_since_change_ = 0;   // clean windows under the current config
   uint64_t last_clean_window_ = 0;    // windows_seen_ at the latest clean window
-  Config round_confirmed_;            // confirmed config when the speculator round began
   Config recommended_;                // recommend mode: the actor's latest recommendation
 
   RoleState spec_{AgentRole::Speculator};
@@ -258,9 +257,12 @@ class Engine {
   // Convergence and drift.
   int stable_decisions_ = 0;
   int backoff_ = 1;
-  Estimate converged_ref_;
-  std::deque<double> drift_values_;
-  std::deque<double> drift_tp_;
+  Config decision_ref_;  // best config (recommend: recommendation) at the last decision
+  bool has_decision_ref_ = false;
+  int spec_idle_ = 1;                     // speculator backoff after replies with nothing new
+  std::map<Config, Estimate> drift_ref_;  // estimates frozen at convergence
+  std::deque<std::pair<double, double>> drift_ratio_;  // (value / reference, reference rel. CI)
+  std::deque<double> drift_tp_ratio_;
 
   uint64_t hits_ = 0, misses_ = 0;
   std::optional<double> baseline_p95_;

@@ -316,7 +316,9 @@ TEST(Engine, RecommendWritesNothing) {
   EXPECT_GE(d.calls_of(AgentRole::Actor), 2u);
   ASSERT_GE(d.count("recommended"), 1u);
   for (const auto& e : d.events)
-    if (e.type == "recommended") EXPECT_EQ(e.fields["config"][sim::kSlice], 100);
+    if (e.type == "recommended") {
+      EXPECT_EQ(e.fields["config"][sim::kSlice], 100);
+    }
   // Pinning in recommend mode is recorded, never written.
   d.command(d.engine().pin(sim::kNice, -5));
   d.run(2);
@@ -393,7 +395,9 @@ TEST(Engine, PauseResumePinUnpinRevert) {
   EXPECT_EQ(d.machine().at(sim::kNice), -10);
   for (const auto& c : d.calls)
     for (const auto& k : c.context.knobs)
-      if (c.window > 8) EXPECT_NE(k.name, sim::kNice);
+      if (c.window > 8) {
+        EXPECT_NE(k.name, sim::kNice);
+      }
   d.command(d.engine().unpin(sim::kNice));
   EXPECT_THROW(d.engine().unpin(sim::kNice), ControlError);
 
@@ -415,7 +419,9 @@ TEST(Engine, YieldedKnobIsDroppedFromEverything) {
   EXPECT_EQ(d.engine().baseline().count(sim::kTimerMigration), 0u);
   d.run(4);
   for (const auto& a : d.applies)
-    if (a.window > 3) EXPECT_EQ(a.action.config.count(sim::kTimerMigration), 0u);
+    if (a.window > 3) {
+      EXPECT_EQ(a.action.config.count(sim::kTimerMigration), 0u);
+    }
 }
 
 TEST(Engine, AgentErrorsKeepTheConfirmedConfig) {

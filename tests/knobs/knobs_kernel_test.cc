@@ -202,6 +202,63 @@ TEST(KnobsKernel, TargetExitsBeforeAndAfterApply) {
   EXPECT_EQ(rep.count("failed"), 0u);
 }
 
+TEST(KnobsKernel, BackgroundSetTunedTargetUntouched) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir state("kbg");
+  Victim tgt(KNOBS_VICTIM, 2);
+  Victim bg(KNOBS_VICTIM, 2);
+  TargetResolver target(TargetSpec::pid(tgt.pid));
+  target.validate();
+  auto cfg = real_config(state.path);
+  TargetSpec bgspec;
+  bgspec.kind = TargetSpec::Kind::Pid;
+  bgspec.pids = {bg.pid, tgt.pid};  // overlaps the target: the target must win
+  cfg.background = bgspec;
+  KnobManager m(cfg, &target);
+  auto r = m.apply({{"background.nice", 10}, {"background.policy", 1}}, "t");
+  ASSERT_TRUE(r.all_ok()) << r.to_json().dump();
+  for (pid_t t : tids_of(bg.pid)) {
+    EXPECT_EQ(get_attr(t).nice, 10);
+    EXPECT_EQ(get_attr(t).policy, unsigned{SCHED_BATCH});
+  }
+  for (pid_t t : tids_of(tgt.pid)) {
+    EXPECT_EQ(get_attr(t).nice, 0);
+    EXPECT_EQ(get_attr(t).policy, unsigned{SCHED_OTHER});
+  }
+  EXPECT_TRUE(m.restore_all().ok);
+  for (pid_t t : tids_of(bg.pid)) {
+    EXPECT_EQ(get_attr(t).nice, 0);
+    EXPECT_EQ(get_attr(t).policy, unsigned{SCHED_OTHER});
+  }
+}
+
+TEST(KnobsKernel, ThreadBornAfterCrashThatInheritedOurSliceIsRestored) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir state("kinh");
+  Victim v(KNOBS_VICTIM, 2);
+  TargetResolver target(TargetSpec::pid(v.pid));
+  target.validate();
+  uint64_t def = default_slice_ns();
+  auto cfg = real_config(state.path);
+  cfg.restore_on_exit = false;  // stands in for kill -9: the journal stays
+  {
+    KnobManager m(cfg, &target);
+    ASSERT_TRUE(m.apply({{"task.slice_us", 3000}}, "t").all_ok());
+  }
+  size_t before = tids_of(v.pid).size();
+  kill(v.pid, SIGUSR2);  // born after the last journal update, inherits 3000 us
+  ASSERT_TRUE(v.wait_threads(before + 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto rep = restore_from_journal(state.path);
+  EXPECT_TRUE(rep.ok) << rep.to_text();
+  bool born_later = false;
+  for (const auto& i : rep.items)
+    born_later = born_later ||
+                 (i.instance.find("born later") != std::string::npos && i.outcome == "restored");
+  EXPECT_TRUE(born_later) << rep.to_text();
+  for (pid_t t : tids_of(v.pid)) EXPECT_EQ(get_attr(t).runtime, def) << "tid " << t;
+}
+
 int run(const std::string& cmd, std::string* out) {
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;

@@ -499,6 +499,44 @@ TEST(KnobsJournal, CorruptTruncatedAndNewerJournalsKeptAsideAndReported) {
   EXPECT_TRUE(aside);
 }
 
+TEST(KnobsJournal, JournalFromAnEarlierBootRestoresNothing) {
+  Fake f;
+  knobs_test::fs::create_directories(f.state);
+  nlohmann::json j = {{"format", "specactd-knobs-journal"},
+                      {"version", 1},
+                      {"boot_id", "00000000-0000-0000-0000-000000000000"},
+                      {"files",
+                       {{{"knob", "sched.nr_migrate"},
+                         {"path", f.dbg + "/nr_migrate"},
+                         {"codec", "int"},
+                         {"original", "4"},
+                         {"ours", {"32"}}}}},
+                      {"tasks", nlohmann::json::array()}};
+  write_text(f.journal(), j.dump());
+  auto rep = restore_from_journal(f.state);
+  EXPECT_TRUE(rep.ok) << rep.to_text();
+  EXPECT_EQ(rep.count("gone"), 1u);
+  EXPECT_NE(rep.items[0].detail.find("earlier boot"), std::string::npos);
+  EXPECT_EQ(read_text(f.dbg + "/nr_migrate"), "32");  // the reboot's value is left as is
+  EXPECT_FALSE(knobs_test::fs::exists(f.journal()));
+}
+
+TEST(KnobsJournal, JournalIsWrittenBeforeTheKnob) {
+  Fake f;
+  auto cfg = f.config();
+  bool journal_had_original = false;
+  cfg.on_step = [&](std::string_view step) {
+    if (step != "journal-committed") return;
+    // At this point nothing is written yet, and the journal is durable.
+    auto j = nlohmann::json::parse(read_text(f.journal()));
+    journal_had_original =
+        j["files"][0]["original"] == "32" && read_text(f.dbg + "/nr_migrate") == "32";
+  };
+  KnobManager m(cfg, nullptr);
+  ASSERT_TRUE(m.apply({{"sched.nr_migrate", 8}}, "t").all_ok());
+  EXPECT_TRUE(journal_had_original);
+}
+
 TEST(KnobsCgroup, FakeTreeWeightMaxIdleAppliedAndRestored) {
   Fake f;
   auto cfg = f.config();

@@ -493,6 +493,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     pid_t tid, tgid;
     uint64_t start;
     TaskAttr cur;
+    bool write;  // false: already at the value, journalled so restore knows its original
   };
   struct Plan {
     size_t idx;
@@ -500,8 +501,9 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     int64_t value;
     std::vector<std::string> paths;  // file knobs: instances to write
     std::string encoded;
-    std::vector<ThreadWork> threads;  // task knobs: threads to write
+    std::vector<ThreadWork> threads;  // task knobs: every tunable thread of the set
     int64_t kvalue = 0;
+    bool any_write = false;
   };
   std::vector<Plan> plans;
   int64_t now = m.clock->now_ns();
@@ -567,12 +569,14 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
             for (auto& th : e->threads)
               if (th.tid == tid && th.last && *th.last != cur) yielded_now = true;
           if (!r.read_back) r.read_back = from_kernel(d->field, cur);
-          if (cur != plan.kvalue)
-            plan.threads.push_back({tid, tgid, task_start_time(m.cfg.proc_root, tgid, tid), a});
+          bool write = cur != plan.kvalue;
+          plan.any_write = plan.any_write || write;
+          plan.threads.push_back(
+              {tid, tgid, task_start_time(m.cfg.proc_root, tgid, tid), a, write});
         }
       if (yielded_now) {
         m.yield(name, "a managed thread's value was changed by someone else");
-      } else if (procs.empty() || (!r.read_back && plan.threads.empty())) {
+      } else if (procs.empty() || plan.threads.empty()) {
         r.status = KnobResult::Status::Failed;
         r.error = std::string(d->where == Where::Background ? "background" : "target") +
                   " has no live tasks with a normal/batch/idle policy";
@@ -602,7 +606,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       r.error = "yielded: " + m.yielded[name] + "; no longer managed";
       continue;
     }
-    if (plan.paths.empty() && plan.threads.empty()) {
+    if (plan.paths.empty() && !plan.any_write) {
       r.status = KnobResult::Status::NoChange;
       continue;
     }
@@ -715,6 +719,12 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     } else {
       TaskEntry* e = m.task_entry(m.journal, name);
       for (const auto& w : p.threads) {
+        if (!w.write) {
+          if (e)
+            for (auto& th : e->threads)
+              if (th.tid == w.tid && th.start == w.start) th.last = p.kvalue;
+          continue;
+        }
         // Re-read: another knob of this batch may have just changed this thread.
         TaskAttr cur;
         if (get_task_attr(w.tid, &cur) != 0) {
@@ -747,7 +757,9 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
         if (!r.read_back) r.read_back = from_kernel(p.def->field, back);
       }
       if (r.tasks_written > 0 || failure.empty()) m.task_applied[name] = p.kvalue;
-      if (r.tasks_written == 0 && failure.empty())
+      bool some_at_value = std::any_of(p.threads.begin(), p.threads.end(),
+                                       [](const ThreadWork& w) { return !w.write; });
+      if (r.tasks_written == 0 && failure.empty() && !some_at_value)
         failure = "every target thread exited during the write";
     }
     m.last_write_ns[name] = now;

@@ -259,6 +259,24 @@ TEST(KnobsKernel, ThreadBornAfterCrashThatInheritedOurSliceIsRestored) {
   for (pid_t t : tids_of(v.pid)) EXPECT_EQ(get_attr(t).runtime, def) << "tid " << t;
 }
 
+TEST(KnobsKernel, ThreadAlreadyAtTheValueKeepsItsOwnSettingOnRestore) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir state("kown");
+  Victim v(KNOBS_VICTIM, 2);
+  auto tids = tids_of(v.pid);
+  ASSERT_EQ(setpriority(PRIO_PROCESS, static_cast<id_t>(tids[1]), 4), 0);  // the app's own choice
+  TargetResolver target(TargetSpec::pid(v.pid));
+  target.validate();
+  {
+    KnobManager m(real_config(state.path), &target);
+    ASSERT_TRUE(m.apply({{"task.nice", 4}}, "t").all_ok());
+    for (pid_t t : tids) EXPECT_EQ(get_attr(t).nice, 4);
+  }  // restore on exit: the thread that had 4 already must not be reset to 0
+  EXPECT_EQ(get_attr(tids[0]).nice, 0);
+  EXPECT_EQ(get_attr(tids[1]).nice, 4);  // it had 4 before specact: not "ours"
+  EXPECT_EQ(get_attr(tids[2]).nice, 0);
+}
+
 int run(const std::string& cmd, std::string* out) {
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;

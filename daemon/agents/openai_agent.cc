@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -21,7 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kPollInterval = std::chrono::milliseconds(5);
 constexpr size_t kOwnRepliesKept = 3;
 
 std::once_flag curl_init_once;
@@ -82,6 +82,8 @@ json reply_schema(const AgentContext& ctx) {
 
 size_t write_cb(char* data, size_t size, size_t nmemb, void* user);
 size_t header_cb(char* data, size_t size, size_t nmemb, void* user);
+int socket_cb(CURL*, curl_socket_t s, int what, void* self, void*);
+int timer_cb(CURLM*, long timeout_ms, void* self);
 
 }  // namespace
 
@@ -130,7 +132,7 @@ OpenAIAgent::OpenAIAgent(AgentRole role, const AgentConfig& config, boost::asio:
     : role_(role),
       config_(config),
       io_(io),
-      poll_timer_(io),
+      curl_timer_(io),
       backoff_timer_(io),
       response_format_(config.response_format),
       jitter_rng_(std::random_device{}()) {
@@ -144,12 +146,18 @@ OpenAIAgent::OpenAIAgent(AgentRole role, const AgentConfig& config, boost::asio:
   }
   multi_ = curl_multi_init();
   if (!multi_) throw AgentConfigError("curl_multi_init failed");
+  CURLM* m = static_cast<CURLM*>(multi_);
+  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  curl_multi_setopt(m, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt(m, CURLMOPT_TIMERDATA, this);
 }
 
 OpenAIAgent::~OpenAIAgent() {
   *alive_ = false;
   cancel();
   curl_multi_cleanup(static_cast<CURLM*>(multi_));
+  sockets_.clear();
 }
 
 std::string OpenAIAgent::describe() const {
@@ -235,14 +243,97 @@ void OpenAIAgent::start_attempt() {
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &c);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "specactd");
+  // Registers the transfer; curl asks for sockets and timeouts through the callbacks.
   curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
-  poll();
 }
 
-void OpenAIAgent::poll() {
-  if (!call_ || !call_->easy) return;
+struct OpenAIAgent::SocketWatch {
+  SocketWatch(boost::asio::io_context& io, int fd) : fd(fd), sd(io, fd) {}
+  ~SocketWatch() { sd.release(); }  // curl owns and closes the socket
+  int fd;
+  boost::asio::posix::stream_descriptor sd;
+  int what = 0;  // CURL_POLL_IN / OUT / INOUT
+  bool reading = false, writing = false, removed = false;
+};
+
+namespace {
+int socket_cb(CURL*, curl_socket_t s, int what, void* self, void*) {
+  static_cast<OpenAIAgent*>(self)->on_socket_change_for_curl(s, what);
+  return 0;
+}
+int timer_cb(CURLM*, long timeout_ms, void* self) {
+  static_cast<OpenAIAgent*>(self)->on_timer_change_for_curl(timeout_ms);
+  return 0;
+}
+}  // namespace
+
+void OpenAIAgent::on_socket_change(int fd, int what) {
+  auto it = sockets_.find(fd);
+  if (what == CURL_POLL_REMOVE) {
+    if (it != sockets_.end()) {
+      it->second->removed = true;
+      sockets_.erase(it);
+    }
+    return;
+  }
+  std::shared_ptr<SocketWatch> w;
+  if (it != sockets_.end()) {
+    w = it->second;
+  } else {
+    try {
+      w = std::make_shared<SocketWatch>(io_, fd);
+    } catch (const std::exception& e) {
+      // curl's own timeout still ends the transfer.
+      log::warn(std::string(to_string(role_)) + ": cannot watch socket: " + e.what());
+      return;
+    }
+    sockets_[fd] = w;
+  }
+  w->what = what;
+  arm(w);
+}
+
+void OpenAIAgent::arm(const std::shared_ptr<SocketWatch>& w) {
+  std::weak_ptr<SocketWatch> weak = w;
+  auto watch = [this, weak](bool read) {
+    return [this, weak, read](const boost::system::error_code& ec) {
+      auto sw = weak.lock();
+      if (!sw) return;
+      (read ? sw->reading : sw->writing) = false;
+      if (ec || sw->removed) return;
+      socket_action(sw->fd, read ? CURL_CSELECT_IN : CURL_CSELECT_OUT);
+      if (!sw->removed) arm(sw);
+    };
+  };
+  if ((w->what & CURL_POLL_IN) && !w->reading) {
+    w->reading = true;
+    w->sd.async_wait(boost::asio::posix::stream_descriptor::wait_read, watch(true));
+  }
+  if ((w->what & CURL_POLL_OUT) && !w->writing) {
+    w->writing = true;
+    w->sd.async_wait(boost::asio::posix::stream_descriptor::wait_write, watch(false));
+  }
+}
+
+void OpenAIAgent::on_timer_change(long timeout_ms) {
+  curl_timer_.cancel();
+  if (timeout_ms < 0) return;
+  std::weak_ptr<bool> alive = alive_;
+  curl_timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+  curl_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (auto a = alive.lock(); !a || !*a) return;
+    socket_action(CURL_SOCKET_TIMEOUT, 0);
+  });
+}
+
+void OpenAIAgent::socket_action(int fd, int events) {
   int running = 0;
-  curl_multi_perform(static_cast<CURLM*>(multi_), &running);
+  curl_multi_socket_action(static_cast<CURLM*>(multi_), fd, events, &running);
+  check_done();
+}
+
+void OpenAIAgent::check_done() {
   int left = 0;
   while (CURLMsg* msg = curl_multi_info_read(static_cast<CURLM*>(multi_), &left)) {
     if (msg->msg == CURLMSG_DONE && call_ && msg->easy_handle == call_->easy) {
@@ -250,15 +341,6 @@ void OpenAIAgent::poll() {
       return;
     }
   }
-  std::weak_ptr<bool> alive = alive_;
-  uint64_t gen = generation_;
-  poll_timer_.expires_after(kPollInterval);
-  poll_timer_.async_wait([this, alive, gen](const boost::system::error_code& ec) {
-    if (ec) return;
-    if (auto a = alive.lock(); !a || !*a) return;
-    if (gen != generation_) return;
-    poll();
-  });
 }
 
 void OpenAIAgent::cleanup_transfer() {
@@ -465,7 +547,7 @@ void OpenAIAgent::finish(AgentReply reply) {
 
 void OpenAIAgent::cancel() {
   ++generation_;
-  poll_timer_.cancel();
+  curl_timer_.cancel();
   backoff_timer_.cancel();
   cleanup_transfer();
   call_.reset();

@@ -1,15 +1,17 @@
 // OpenAI-compatible Chat Completions backend (OpenAI, vLLM, llama.cpp server,
 // Ollama /v1, LM Studio): POST {base_url}/chat/completions with libcurl's multi
-// interface, driven from the Asio loop by a short poll timer while a request is
-// in flight (curl_multi_perform never blocks; DNS runs in curl's resolver
-// thread). Retries with jittered backoff on 429 (Retry-After honoured), 5xx,
-// timeouts and connection errors; every reply is validated (validate.h).
+// socket interface driven by the Asio loop (curl's sockets are watched with
+// posix::stream_descriptor, its timeouts with a steady_timer; DNS runs in curl's
+// resolver thread), so nothing ever blocks the loop. Retries with jittered backoff on 429
+// (Retry-After honoured), 5xx, timeouts and connection errors; every reply is validated
+// (validate.h).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -48,10 +50,18 @@ class OpenAIAgent final : public Agent {
   const std::string& last_request_body() const { return last_body_; }
 
   struct Call;  // one request in flight (implementation detail, used by curl callbacks)
+  // Entry points of curl's multi callbacks (implementation detail).
+  void on_socket_change_for_curl(int fd, int what) { on_socket_change(fd, what); }
+  void on_timer_change_for_curl(long timeout_ms) { on_timer_change(timeout_ms); }
 
  private:
   void start_attempt();
-  void poll();
+  struct SocketWatch;
+  void on_socket_change(int fd, int what);  // CURLMOPT_SOCKETFUNCTION
+  void on_timer_change(long timeout_ms);    // CURLMOPT_TIMERFUNCTION
+  void arm(const std::shared_ptr<SocketWatch>& w);
+  void socket_action(int fd, int events);
+  void check_done();
   void on_transfer_done(int curl_code);
   void retry_or_fail(const std::string& why, std::chrono::milliseconds min_delay);
   void finish(AgentReply reply);
@@ -61,7 +71,8 @@ class OpenAIAgent final : public Agent {
   AgentRole role_;
   AgentConfig config_;
   boost::asio::io_context& io_;
-  boost::asio::steady_timer poll_timer_;
+  boost::asio::steady_timer curl_timer_;
+  std::map<int, std::shared_ptr<SocketWatch>> sockets_;
   boost::asio::steady_timer backoff_timer_;
   std::string api_key_;  // never logged, never in describe()
   PromptTemplates templates_;

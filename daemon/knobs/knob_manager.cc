@@ -741,14 +741,11 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
           }
           continue;
         }
+        r.tasks_written++;
         m.step("wrote-task:" + name);
         TaskAttr after;
-        if (get_task_attr(w.tid, &after) != 0) {
-          r.tasks_gone++;
-          continue;
-        }
+        if (get_task_attr(w.tid, &after) != 0) continue;  // exited right after the write
         int64_t back = task_field_get(after, p.def->field);
-        r.tasks_written++;
         if (e) {
           for (auto& th : e->threads)
             if (th.tid == w.tid && th.start == w.start) th.last = back;

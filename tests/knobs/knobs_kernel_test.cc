@@ -277,6 +277,35 @@ TEST(KnobsKernel, ThreadAlreadyAtTheValueKeepsItsOwnSettingOnRestore) {
   EXPECT_EQ(get_attr(tids[2]).nice, 0);
 }
 
+TEST(KnobsKernel, TargetExitsMidApply) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir state("kmid");
+  Victim v(KNOBS_VICTIM, 5);
+  TargetResolver target(TargetSpec::pid(v.pid));
+  target.validate();
+  auto cfg = real_config(state.path);
+  cfg.restore_on_exit = false;
+  bool killed = false;
+  cfg.on_step = [&](std::string_view step) {
+    if (!killed && step.rfind("wrote-task:", 0) == 0) {
+      killed = true;
+      v.stop();  // SIGKILL + reap: the remaining threads are gone
+    }
+  };
+  {
+    KnobManager m(cfg, &target);
+    auto r = m.apply({{"task.slice_us", 600}}, "t");
+    ASSERT_TRUE(killed);
+    EXPECT_EQ(r.results[0].status, Status::Applied) << r.results[0].error;
+    EXPECT_EQ(r.results[0].tasks_written, 1u);
+    EXPECT_EQ(r.results[0].tasks_gone, 5u);
+    EXPECT_TRUE(m.check_yielded().empty());  // dead threads are not "changed by someone"
+  }
+  auto rep = restore_from_journal(state.path);
+  EXPECT_TRUE(rep.ok) << rep.to_text();
+  EXPECT_EQ(rep.count("failed"), 0u);
+}
+
 int run(const std::string& cmd, std::string* out) {
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;

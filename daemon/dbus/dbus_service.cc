@@ -300,9 +300,10 @@ class DbusServiceImpl final : public DbusService {
   void on_window(const json& w) {
     if (stopped_) return;
     try {
-      uint64_t index = w.is_object() && w.contains("window") && w["window"].is_number_unsigned()
-                           ? w["window"].get<uint64_t>()
-                           : 0;
+      uint64_t index = 0;
+      if (w.is_object() && w.contains("window") && w["window"].is_number_integer() &&
+          w["window"].get<int64_t>() >= 0)
+        index = w["window"].get<uint64_t>();
       object_->emitWindowMeasured(index, window_p95_us(w), w.dump());
       object_->emit_changed_properties();
     } catch (const std::exception& e) {

@@ -1,0 +1,253 @@
+// specactctl against the real D-Bus service on a private bus: output
+// snapshots, exit codes, the policy as seen by an unprivileged user, watch.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "bus_fixture.h"
+#include "test_support.h"
+
+namespace specact::testing {
+namespace {
+
+using nlohmann::json;
+constexpr uid_t kNobody = 65534;
+
+class SpecactctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SPECACT_REQUIRE_ROOT_BPF();
+    bus_ = std::make_unique<PrivateBus>();
+    server_ = std::make_unique<ServerThread>(bus_->address());
+  }
+  void TearDown() override {
+    server_.reset();
+    bus_.reset();
+  }
+  ProcessResult ctl(std::vector<std::string> args, std::optional<uid_t> uid = std::nullopt,
+                    std::function<void()> tick = nullptr) {
+    args.insert(args.begin(), SPECACTCTL_PATH);
+    return run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()}, uid,
+                       std::chrono::seconds(20), std::move(tick));
+  }
+  // Compares with tests/dbus/snapshots/<name>; SPECACT_UPDATE_SNAPSHOTS=1 rewrites it.
+  void expect_snapshot(const std::string& name, const std::string& actual) {
+    std::string path = std::string(SPECACT_SNAPSHOT_DIR) + "/" + name;
+    const char* update = std::getenv("SPECACT_UPDATE_SNAPSHOTS");
+    if (update && std::string(update) == "1") {
+      std::ofstream(path) << actual;
+      return;
+    }
+    std::ifstream in(path);
+    ASSERT_TRUE(in) << "missing snapshot " << path << " (run with SPECACT_UPDATE_SNAPSHOTS=1)";
+    std::stringstream ss;
+    ss << in.rdbuf();
+    EXPECT_EQ(actual, ss.str()) << "snapshot " << name << " differs";
+  }
+  FakeSurface& fake() { return server_->surface; }
+
+  std::unique_ptr<PrivateBus> bus_;
+  std::unique_ptr<ServerThread> server_;
+};
+
+TEST_F(SpecactctlTest, StatusTableSnapshot) {
+  auto r = ctl({"status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_snapshot("status.txt", r.out);
+}
+
+TEST_F(SpecactctlTest, StatusJsonSnapshot) {
+  auto r = ctl({"status", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_snapshot("status.json", r.out);
+  json s = json::parse(r.out);
+  EXPECT_EQ(s["state"], "stopped");
+  EXPECT_EQ(s["current"]["task.slice_us"], 3000);
+}
+
+TEST_F(SpecactctlTest, KnobsTableSnapshot) {
+  auto r = ctl({"knobs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_snapshot("knobs.txt", r.out);
+}
+
+TEST_F(SpecactctlTest, KnobsJsonSnapshot) {
+  auto r = ctl({"--json", "knobs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_snapshot("knobs.json", r.out);
+  EXPECT_EQ(json::parse(r.out).size(), 4u);
+}
+
+TEST_F(SpecactctlTest, HistoryTableAndJson) {
+  auto r = ctl({"history"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(
+      r.out.find(
+          "applied by speculator task.slice_us 3000->100 (runq p95 dominated by long slices)"),
+      std::string::npos)
+      << r.out;
+  auto j = ctl({"history", "--json", "--since", "1"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  json events = json::parse(j.out);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["type"], "confirmed");
+}
+
+TEST_F(SpecactctlTest, ControlCommandsChangeTheDaemon) {
+  EXPECT_EQ(ctl({"start"}).exit_code, 0);
+  EXPECT_EQ(ctl({"pause"}).exit_code, 0);
+  EXPECT_EQ(ctl({"resume"}).exit_code, 0);
+  EXPECT_EQ(ctl({"mode", "speculator-only"}).exit_code, 0);
+  EXPECT_EQ(ctl({"target", "--pid", "17,18"}).exit_code, 0);
+  EXPECT_EQ(ctl({"pin", "task.policy=batch"}).exit_code, 0);
+  EXPECT_EQ(ctl({"pin", "task.slice_us=250"}).exit_code, 0);
+  EXPECT_EQ(ctl({"unpin", "task.slice_us"}).exit_code, 0);
+  StatusSnapshot s;
+  server_->run([&] { s = fake().snap_; });
+  EXPECT_EQ(s.state, "running");
+  EXPECT_EQ(s.mode, "speculator-only");
+  EXPECT_EQ(s.target, json({{"pids", {17, 18}}}));
+  EXPECT_EQ(s.current.at("task.policy"), 1);
+  EXPECT_EQ(s.current.at("task.slice_us"), 250);
+  EXPECT_EQ(s.pinned, std::vector<std::string>{"task.policy"});
+  EXPECT_EQ(ctl({"revert"}).exit_code, 0);
+  EXPECT_EQ(ctl({"stop"}).exit_code, 0);
+  server_->run([&] { s = fake().snap_; });
+  EXPECT_EQ(s.state, "stopped");
+  EXPECT_EQ(s.current, s.baseline);
+  auto u = ctl({"target", "--unit", "web.service", "--json"});
+  EXPECT_EQ(json::parse(u.out), json({{"ok", true}, {"command", "target"}}));
+}
+
+TEST_F(SpecactctlTest, ExitCodesForUsageAndDaemonErrors) {
+  auto bad_mode = ctl({"mode", "turbo"});
+  EXPECT_EQ(bad_mode.exit_code, 2);
+  EXPECT_NE(bad_mode.err.find("unknown mode 'turbo'"), std::string::npos) << bad_mode.err;
+  EXPECT_EQ(ctl({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(ctl({}).exit_code, 2);
+  EXPECT_EQ(ctl({"pin", "task.slice_us"}).exit_code, 2);
+  EXPECT_EQ(ctl({"target", "--pid", "abc"}).exit_code, 2);
+  EXPECT_EQ(ctl({"history", "--limit"}).exit_code, 2);
+  auto unknown = ctl({"pin", "no.such.knob=5"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("UnknownKnob"), std::string::npos) << unknown.err;
+  auto range = ctl({"pin", "task.slice_us=1"});
+  EXPECT_EQ(range.exit_code, 1);
+  EXPECT_NE(range.err.find("within [100, 100000]"), std::string::npos) << range.err;
+  auto gone = ctl({"target", "--pid", "4194304"});
+  EXPECT_EQ(gone.exit_code, 0);  // in range for the kernel; the fake accepts it
+  auto missing = ctl({"target", "--pid", "5000000"});
+  EXPECT_EQ(missing.exit_code, 2);  // not a pid at all: rejected before the call
+  auto help = ctl({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("Exit status:"), std::string::npos);
+}
+
+TEST_F(SpecactctlTest, DaemonNotRunningIsExitThree) {
+  server_->stop_service();
+  auto r = ctl({"status"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("systemctl start specactd"), std::string::npos) << r.err;
+  EXPECT_EQ(ctl({"watch", "--json", "--count", "1"}).exit_code, 3);
+  auto nobus = run_process({SPECACTCTL_PATH, "status"},
+                           {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/specact/bus"});
+  EXPECT_EQ(nobus.exit_code, 3);
+  EXPECT_NE(nobus.err.find("cannot connect"), std::string::npos) << nobus.err;
+}
+
+TEST_F(SpecactctlTest, UnprivilegedUserReadsButCannotChange) {
+  auto status = ctl({"status", "--json"}, kNobody);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(json::parse(status.out)["state"], "stopped");
+  EXPECT_EQ(ctl({"knobs"}, kNobody).exit_code, 0);
+  EXPECT_EQ(ctl({"history"}, kNobody).exit_code, 0);
+  for (std::vector<std::string> cmd : {std::vector<std::string>{"start"},
+                                       {"stop"},
+                                       {"pause"},
+                                       {"revert"},
+                                       {"mode", "monitor"},
+                                       {"pin", "task.slice_us=100"},
+                                       {"target", "--comm", "x"},
+                                       {"unpin", "task.slice_us"}}) {
+    auto r = ctl(cmd, kNobody);
+    EXPECT_EQ(r.exit_code, 1) << cmd[0];
+    EXPECT_NE(r.err.find("permission denied"), std::string::npos) << cmd[0] << ": " << r.err;
+  }
+  StatusSnapshot s;
+  server_->run([&] { s = fake().snap_; });
+  EXPECT_EQ(s.state, "stopped");
+  EXPECT_EQ(s.mode, "speculative");
+  EXPECT_TRUE(s.pinned.empty());
+  // Root may (the same binary, the same bus).
+  EXPECT_EQ(ctl({"start"}).exit_code, 0);
+}
+
+TEST_F(SpecactctlTest, WatchJsonCountReceivesWindows) {
+  // Windows every ~50 ms on the daemon's loop while specactctl runs.
+  auto r = ctl({"watch", "--json", "--count", "3"}, std::nullopt, [&] {
+    boost::asio::post(server_->io(), [srv = server_.get()] { srv->surface.emit_window(1000.0); });
+  });
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<json> windows;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line);
+    if (j["kind"] == "window") windows.push_back(j);
+  }
+  ASSERT_EQ(windows.size(), 3u) << r.out;
+  EXPECT_LT(windows[0]["index"].get<uint64_t>(), windows[1]["index"].get<uint64_t>());
+  EXPECT_LT(windows[1]["index"].get<uint64_t>(), windows[2]["index"].get<uint64_t>());
+  EXPECT_EQ(windows[2]["p95_us"], 1000.0);
+  EXPECT_TRUE(windows[2]["window"].contains("config"));
+}
+
+TEST_F(SpecactctlTest, WatchPlainLinesWhenNotATerminal) {
+  int n = 0;
+  auto r = ctl({"watch", "--count", "2"}, kNobody, [&] {
+    if (++n % 2 == 0)
+      boost::asio::post(server_->io(), [srv = server_.get()] {
+        srv->surface.add_event({{"type", "applied"},
+                                {"by", "speculator"},
+                                {"changes", {{"task.policy", {{"from", 0}, {"to", 2}}}}}});
+        srv->surface.emit_window(777.0);
+      });
+  });
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("window "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("p95 777 us"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("applied by speculator task.policy other->idle"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("\033["), std::string::npos) << "no terminal escapes in plain mode";
+}
+
+TEST_F(SpecactctlTest, WatchReconnectsWhenTheDaemonRestarts) {
+  // Phase 0: one window, then the service goes away, then comes back and
+  // sends more; watch must see windows from both lives.
+  int ticks = 0;
+  auto r = ctl({"watch", "--json", "--count", "3"}, std::nullopt, [&] {
+    ++ticks;
+    if (ticks == 10)
+      boost::asio::post(server_->io(), [srv = server_.get()] { srv->surface.emit_window(500.0); });
+    if (ticks == 20) server_->stop_service();
+    if (ticks == 40) server_->start_service();
+    if (ticks > 50 && ticks % 5 == 0)
+      boost::asio::post(server_->io(), [srv = server_.get()] { srv->surface.emit_window(250.0); });
+  });
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<double> p95;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line);
+    if (j["kind"] == "window") p95.push_back(j["p95_us"].get<double>());
+  }
+  ASSERT_EQ(p95.size(), 3u) << r.out;
+  EXPECT_EQ(p95[0], 500.0);
+  EXPECT_EQ(p95[2], 250.0);
+  EXPECT_NE(r.err.find("went away"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace specact::testing

@@ -565,14 +565,15 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
             continue;
           }
           int64_t cur = task_field_get(a, d->field);
+          uint64_t start = task_start_time(m.cfg.proc_root, tgid, tid);
           if (e)
             for (auto& th : e->threads)
-              if (th.tid == tid && th.last && *th.last != cur) yielded_now = true;
+              if (th.tid == tid && th.start == start && th.last && *th.last != cur)
+                yielded_now = true;
           if (!r.read_back) r.read_back = from_kernel(d->field, cur);
           bool write = cur != plan.kvalue;
           plan.any_write = plan.any_write || write;
-          plan.threads.push_back(
-              {tid, tgid, task_start_time(m.cfg.proc_root, tgid, tid), a, write});
+          plan.threads.push_back({tid, tgid, start, a, write});
         }
       if (yielded_now) {
         m.yield(name, "a managed thread's value was changed by someone else");

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# End-to-end test in a real systemd: boots a cached minimal Debian 12 with
+# systemd-nspawn, installs the built project into a throwaway copy of it, and
+# checks from the host that
+#   - specactd.service passes `systemd-analyze verify` and reaches active,
+#   - specactctl (the host binary) answers `status` over the container's
+#     system bus, for root and for an unprivileged user,
+#   - the unprivileged user is refused a mutating call,
+#   - a pinned knob is applied, and `systemctl stop specactd` puts it back
+#     (and leaves every global sysctl the catalogue knows as it found it).
+#
+# Usage: run_e2e.sh BUILD_DIR   (as root; env SPECACT_E2E_CACHE, default
+# /var/cache/specact-e2e, keeps the debootstrapped rootfs between runs)
+set -euo pipefail
+build=$(realpath "${1:?usage: run_e2e.sh BUILD_DIR}")
+here=$(dirname "$(realpath "$0")")
+cache=${SPECACT_E2E_CACHE:-/var/cache/specact-e2e}
+work="$build/e2e-run"
+t0=$(date +%s)
+step() { echo "[e2e +$(( $(date +%s) - t0 ))s] $*"; }
+fail() { echo "E2E FAIL: $*" >&2; exit 1; }
+
+[[ $(id -u) == 0 ]] || fail "needs root"
+command -v systemd-nspawn >/dev/null || fail "systemd-nspawn missing (apt install systemd-container)"
+
+step "rootfs"
+base=$("$here/make_rootfs.sh" "$cache")
+step "rootfs ready: $base"
+
+nspawn_pid=""
+leader=""
+saved_sysctls=()
+cleanup() {
+  set +e
+  if [[ -n $nspawn_pid ]] && kill -0 "$nspawn_pid" 2>/dev/null; then
+    kill -TERM "$nspawn_pid"
+    for _ in $(seq 1 40); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$nspawn_pid" 2>/dev/null && kill -KILL "$nspawn_pid"
+    wait "$nspawn_pid" 2>/dev/null
+  fi
+  # Belt and braces: global sysctls are shared with the host; put back any
+  # the daemon failed to restore (the test has already failed then).
+  for kv in "${saved_sysctls[@]}"; do
+    f=${kv%%=*}; v=${kv#*=}
+    [[ $(cat "$f" 2>/dev/null) == "$v" ]] || echo "$v" >"$f" 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "copy rootfs and install the build into it"
+rm -rf "$work"
+mkdir -p "$work"
+cp -a "$base" "$work/root"
+root="$work/root"
+DESTDIR="$root" cmake --install "$build" --prefix /usr >"$work/install.log" 2>&1 ||
+  { cat "$work/install.log"; fail "cmake --install failed"; }
+for f in /usr/sbin/specactd /usr/bin/specactctl /lib/systemd/system/specactd.service \
+         /usr/share/dbus-1/system.d/org.specact.Daemon1.conf \
+         /usr/share/dbus-1/system-services/org.specact.Daemon1.service /etc/specactd/specactd.json; do
+  [[ -e $root$f ]] || fail "cmake --install did not install $f"
+done
+missing=$(chroot "$root" ldd /usr/sbin/specactd /usr/bin/specactctl | grep "not found" || true)
+[[ -z $missing ]] || fail "runtime libraries missing in the rootfs: $missing"
+
+# The container's system bus socket appears here, so host tools can reach it.
+busdir="$work/bus"
+mkdir -p "$busdir"
+chmod 0755 "$work" "$busdir"
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$busdir/system_bus_socket"
+
+# Global sysctls the catalogue may touch: remember them (host == container).
+for f in /proc/sys/kernel/sched_autogroup_enabled /proc/sys/kernel/sched_cfs_bandwidth_slice_us \
+         /proc/sys/kernel/sched_rr_timeslice_ms /proc/sys/kernel/timer_migration \
+         /proc/sys/kernel/numa_balancing; do
+  [[ -r $f ]] && saved_sysctls+=("$f=$(cat "$f")")
+done
+
+step "boot the container"
+# API_VFS_WRITABLE: /proc/sys and /sys writable (the daemon writes tunables);
+# all capabilities and the bpf/perf_event_open syscalls for the BPF sampler.
+SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 systemd-nspawn --quiet --register=no --keep-unit -b \
+  -D "$root" -M "specact-e2e-$$" --capability=all \
+  --system-call-filter="bpf perf_event_open" \
+  --bind="$busdir:/run/dbus" --console=pipe </dev/null >"$work/console.log" 2>&1 &
+nspawn_pid=$!
+for _ in $(seq 1 100); do
+  leader=$(ps --ppid "$nspawn_pid" -o pid=,comm= 2>/dev/null | awk '$2 == "systemd" {print $1; exit}')
+  [[ -n $leader ]] && break
+  kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/console.log"; fail "systemd-nspawn exited"; }
+  sleep 0.2
+done
+[[ -n $leader ]] || { cat "$work/console.log"; fail "container init did not appear"; }
+in_ct() { nsenter --target "$leader" --mount --uts --ipc --net --pid --cgroup -- "$@"; }
+state=""
+for _ in $(seq 1 120); do
+  state=$(in_ct systemctl is-system-running 2>/dev/null || true)
+  [[ $state == running || $state == degraded ]] && break
+  sleep 0.5
+done
+[[ $state == running || $state == degraded ]] || { tail -50 "$work/console.log"; fail "container did not boot (state '$state')"; }
+step "container up ($state)"
+[[ -S $busdir/system_bus_socket ]] || fail "container system bus socket not visible on the host"
+
+step "systemd-analyze verify"
+verify=$(in_ct systemd-analyze verify /lib/systemd/system/specactd.service 2>&1 || true)
+[[ -z $verify ]] || fail "systemd-analyze verify is not clean: $verify"
+
+step "systemctl start specactd"
+if ! in_ct systemctl start specactd; then
+  in_ct journalctl -u specactd --no-pager -n 50 || true
+  fail "systemctl start specactd failed"
+fi
+[[ $(in_ct systemctl is-active specactd) == active ]] || fail "specactd not active"
+step "specactd active"
+
+ctl() { "$build/ctl/specactctl" "$@"; }
+ctl_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$build/ctl/specactctl" "$@"; }
+
+out=$(ctl status) || fail "specactctl status (root) failed: $out"
+echo "$out" | head -3
+ctl status --json | grep -q '"state"' || fail "status --json has no state"
+out=$(ctl_nobody status) || fail "specactctl status as nobody failed"
+rc=0; err=$(ctl_nobody start 2>&1) || rc=$?
+[[ $rc == 1 && $err == *"permission denied"* ]] || fail "nobody was not refused 'start' (rc=$rc: $err)"
+rc=0; err=$(ctl_nobody pin task.nice=5 2>&1) || rc=$?
+[[ $rc == 1 && $err == *"permission denied"* ]] || fail "nobody was not refused 'pin' (rc=$rc: $err)"
+step "policy: nobody reads, cannot change"
+
+step "target a workload, pin a knob, stop, check restore"
+in_ct systemd-run --quiet --unit=specact-demo /usr/libexec/specact/specact-workload \
+  --threads 1 --hogs 2 --period-us 2000 --work-us 300 >/dev/null || fail "cannot start the demo workload"
+sleep 1
+demo_pid=$(in_ct systemctl show -p MainPID --value specact-demo.service)
+[[ $demo_pid =~ ^[0-9]+$ && $demo_pid != 0 ]] || fail "demo workload has no main pid"
+nice_of() { in_ct ps -o ni= -p "$1" | tr -d ' '; }
+nice_before=$(nice_of "$demo_pid")
+ctl target --unit specact-demo.service || fail "specactctl target failed"
+ctl pin task.nice=7 || fail "specactctl pin task.nice=7 failed"
+for _ in $(seq 1 20); do [[ $(nice_of "$demo_pid") == 7 ]] && break; sleep 0.25; done
+[[ $(nice_of "$demo_pid") == 7 ]] || fail "pinned nice not applied (nice is $(nice_of "$demo_pid"))"
+ctl watch --json --count 2 >"$work/watch.jsonl" || fail "specactctl watch --json --count 2 failed"
+[[ $(grep -c '"kind":"window"' "$work/watch.jsonl") == 2 ]] || fail "watch did not stream 2 windows"
+ctl status | head -4
+in_ct systemctl stop specactd
+[[ $(in_ct systemctl is-active specactd || true) != active ]] || fail "specactd still active after stop"
+nice_after=$(nice_of "$demo_pid")
+[[ $nice_after == "$nice_before" ]] || fail "nice not restored after stop ($nice_before -> $nice_after)"
+for kv in "${saved_sysctls[@]}"; do
+  f=${kv%%=*}; v=${kv#*=}
+  [[ $(cat "$f") == "$v" ]] || fail "$f not restored after stop ($v -> $(cat "$f"))"
+done
+rc=0; ctl status >/dev/null 2>&1 || rc=$?
+[[ $rc == 3 ]] || fail "specactctl status after stop should exit 3, got $rc"
+step "restored: nice $nice_before, ${#saved_sysctls[@]} global sysctls unchanged; status exits 3"
+step "PASS"

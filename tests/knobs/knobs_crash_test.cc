@@ -38,6 +38,7 @@ TEST(KnobsCrash, SigkillAtRandomPointsThenRestoreReturnsEveryKnob) {
   for (const auto& [name, v] : fake_originals) write_text(dbg + "/" + name, v + "\n");
   const std::string rr_path = "/proc/sys/kernel/sched_rr_timeslice_ms";
   const std::string rr_original = read_text(rr_path);
+  knobs_test::RestoreFileGuard rr_guard(rr_path);
   Victim victim(KNOBS_VICTIM, 3);
   auto tids = tids_of(victim.pid);
   ASSERT_EQ(tids.size(), 4u);

@@ -148,6 +148,7 @@ TEST(KnobsKernel, RealSysctlWrittenAndRestored) {
   const std::string path = "/proc/sys/kernel/sched_rr_timeslice_ms";
   std::string original = read_text(path);
   ASSERT_FALSE(original.empty());
+  knobs_test::RestoreFileGuard guard(path);
   int64_t want = original == "50" ? 60 : 50;
   {
     KnobManager m(real_config(state.path), nullptr);

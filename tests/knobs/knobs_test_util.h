@@ -55,6 +55,16 @@ inline std::string read_text(const std::string& path) {
   return s;
 }
 
+// Puts a real kernel file back however the test ends (a failed ASSERT
+// included), so a failing test never leaves the machine changed.
+struct RestoreFileGuard {
+  std::string path, original;
+  explicit RestoreFileGuard(std::string p) : path(std::move(p)), original(read_text(path)) {}
+  ~RestoreFileGuard() {
+    if (!original.empty() && read_text(path) != original) std::ofstream(path) << original;
+  }
+};
+
 struct Attr {
   uint32_t size, policy;
   uint64_t flags;

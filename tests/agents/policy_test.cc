@@ -204,3 +204,44 @@ TEST(PolicyState, IntervalShrinksWithEvidence) {
   double truth = k.true_p95_us({});
   EXPECT_NEAR(e8.p95_us, truth, truth * 0.1);
 }
+
+// The command metric has no histograms: evidence comes from per-window p95s.
+TEST(BuiltinActor, WorksOnTheCommandMetricWithoutHistograms) {
+  Loop loop(SimWorkload::sysbench_like(), 11);
+  loop.ctx.metric = Metric::CommandP95;
+  auto [grid_best, grid_p95] = grid_search(loop.kernel, catalogue());
+  BuiltinActorPolicy actor;
+  while (loop.ctx.history.size() < 150) {
+    loop.measure(3);
+    for (auto& r : loop.ctx.history) r.window.service_hist = Histogram();  // only the command p95
+    loop.ctx.role = AgentRole::Actor;
+    AgentReply r = actor.propose(loop.ctx);
+    if (r.wants_more_evidence) continue;
+    ASSERT_FALSE(r.candidates.empty());
+    loop.ctx.current = loop.ctx.confirmed = r.candidates[0].config;
+  }
+  EXPECT_LE(loop.kernel.true_p95_us(loop.ctx.confirmed), grid_p95 * 1.10);
+}
+
+TEST(BuiltinPolicies, EnumKnobsMoveByOneIndexAndStayInRange) {
+  Loop loop(SimWorkload::mixed(), 2);
+  KnobInfo policy;
+  policy.name = "task.policy";
+  policy.unit = "enum";
+  policy.domain = {0, 2, KnobScale::Enum, {"other", "batch", "idle"}};
+  policy.available = true;
+  loop.ctx.knobs = {policy};
+  loop.ctx.current = loop.ctx.confirmed = {{"task.policy", 0}};
+  loop.measure(2);
+  loop.ctx.top_k = 4;
+  AgentReply r = BuiltinSpeculatorPolicy{}.propose(loop.ctx);
+  ASSERT_EQ(r.candidates.size(), 1u);  // index 0 has one neighbour
+  EXPECT_EQ(r.candidates[0].config.at("task.policy"), 1);
+  // No knobs at all: nothing to move, the current config stays.
+  loop.ctx.knobs.clear();
+  r = BuiltinSpeculatorPolicy{}.propose(loop.ctx);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  loop.ctx.role = AgentRole::Actor;
+  r = BuiltinActorPolicy{}.propose(loop.ctx);
+  EXPECT_TRUE(r.ok());
+}

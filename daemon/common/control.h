@@ -5,12 +5,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/knob_info.h"
 
@@ -39,14 +38,14 @@ struct RoleUsage {
 struct StatusSnapshot {
   std::string state = "stopped";  // running, paused, stopped, converged
   std::string mode = "speculative";
-  nlohmann::json target;          // TargetSpec::to_json()
+  nlohmann::json target;  // TargetSpec::to_json()
   Config current;
   Config confirmed;
   Config baseline;
   std::vector<std::string> pinned;
-  nlohmann::json last_window;     // window_to_json() of the latest window, or null
+  nlohmann::json last_window;  // window_to_json() of the latest window, or null
   double baseline_p95_us = 0;
-  double hit_rate = 0;            // confirmed speculations / actor decisions with a speculation
+  double hit_rate = 0;  // confirmed speculations / actor decisions with a speculation
   uint64_t windows = 0;
   RoleUsage speculator;
   RoleUsage actor;

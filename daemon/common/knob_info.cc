@@ -6,9 +6,12 @@ namespace specact {
 
 std::string to_string(KnobScale s) {
   switch (s) {
-    case KnobScale::Linear: return "linear";
-    case KnobScale::Log: return "log";
-    case KnobScale::Enum: return "enum";
+    case KnobScale::Linear:
+      return "linear";
+    case KnobScale::Log:
+      return "log";
+    case KnobScale::Enum:
+      return "enum";
   }
   return "?";
 }

@@ -5,11 +5,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace specact {
 
@@ -36,8 +35,8 @@ struct KnobInfo {
   std::string description;  // what it does and which way it moves latency (goes into prompts)
   KnobDomain domain;
   bool available = false;
-  std::string unavailable_reason;  // empty when available
-  std::optional<int64_t> current;  // value read now, if readable
+  std::string unavailable_reason;        // empty when available
+  std::optional<int64_t> current;        // value read now, if readable
   std::optional<int64_t> default_value;  // the kernel's default, when known
   // Two values within this distance count as "the same" (engine confirm tolerance).
   double tolerance_fraction = 0.10;

@@ -22,9 +22,12 @@ std::optional<Metric> metric_from_string(const std::string& s) {
 
 std::string to_string(Metric m) {
   switch (m) {
-    case Metric::ServiceP95: return "service_p95";
-    case Metric::RunqP95: return "runq_p95";
-    case Metric::CommandP95: return "command";
+    case Metric::ServiceP95:
+      return "service_p95";
+    case Metric::RunqP95:
+      return "runq_p95";
+    case Metric::CommandP95:
+      return "command";
   }
   return "?";
 }
@@ -37,7 +40,8 @@ std::optional<double> objective_us(const Window& w, Metric m) {
     case Metric::RunqP95:
       if (w.runq.count == 0) return std::nullopt;
       return w.runq.p95_us;
-    case Metric::CommandP95: return w.command_p95_us;
+    case Metric::CommandP95:
+      return w.command_p95_us;
   }
   return std::nullopt;
 }
@@ -57,14 +61,14 @@ static Json summary_json(const LatencySummary& s) {
 template <typename Json>
 static Json window_json(const Window& w) {
   Json j = {{"window", w.index},
-                      {"duration_ms", w.duration_ms()},
-                      {"runq", summary_json<Json>(w.runq)},
-                      {"service", summary_json<Json>(w.service)},
-                      {"nvcsw", w.nvcsw},
-                      {"nivcsw", w.nivcsw},
-                      {"migrations", w.migrations},
-                      {"oncpu_ms", w.oncpu_ms},
-                      {"low_confidence", w.low_confidence}};
+            {"duration_ms", w.duration_ms()},
+            {"runq", summary_json<Json>(w.runq)},
+            {"service", summary_json<Json>(w.service)},
+            {"nvcsw", w.nvcsw},
+            {"nivcsw", w.nivcsw},
+            {"migrations", w.migrations},
+            {"oncpu_ms", w.oncpu_ms},
+            {"low_confidence", w.low_confidence}};
   if (w.command_p95_us) j["command"]["p95_us"] = *w.command_p95_us;
   if (w.command_throughput) j["command"]["throughput"] = *w.command_throughput;
   if (!w.command_error.empty()) j["command"]["error"] = w.command_error;

@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/histogram.h"
 
@@ -22,8 +21,8 @@ struct LatencySummary {
 };
 
 struct Window {
-  uint64_t index = 0;      // 1-based, per measurement session
-  int64_t start_ns = 0;    // CLOCK_MONOTONIC
+  uint64_t index = 0;    // 1-based, per measurement session
+  int64_t start_ns = 0;  // CLOCK_MONOTONIC
   int64_t end_ns = 0;
   LatencySummary runq;     // runnable -> on CPU
   LatencySummary service;  // wakeup -> next voluntary block

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <functional>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -41,21 +41,20 @@ CommandResult parse_command_output(const std::string& output, const CommandSourc
 
 namespace {
 
-// Runs `sh -c command` in its own process group, collecting stdout+stderr.
-// Returns false on timeout or stop (the group is killed).
-bool run_collect(const std::string& command, int timeout_ms, const std::atomic<bool>* stop,
-                 std::string& out, int& status, std::string& error) {
+// Starts `sh -c command` in its own process group with stdout+stderr on a
+// pipe. Returns the child's pid and sets *read_fd, or -1 with error set.
+pid_t spawn_shell(const std::string& command, int* read_fd, std::string& error) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) {
     error = std::string("pipe: ") + strerror(errno);
-    return false;
+    return -1;
   }
   pid_t pid = fork();
   if (pid < 0) {
     error = std::string("fork: ") + strerror(errno);
     close(pipefd[0]);
     close(pipefd[1]);
-    return false;
+    return -1;
   }
   if (pid == 0) {
     setpgid(0, 0);
@@ -64,8 +63,19 @@ bool run_collect(const std::string& command, int timeout_ms, const std::atomic<b
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  setpgid(pid, pid);
+  setpgid(pid, pid);  // also here: no race with the child's own setpgid
   close(pipefd[1]);
+  *read_fd = pipefd[0];
+  return pid;
+}
+
+// Runs `sh -c command` in its own process group, collecting stdout+stderr.
+// Returns false on timeout or stop (the group is killed).
+bool run_collect(const std::string& command, int timeout_ms, const std::atomic<bool>* stop,
+                 std::string& out, int& status, std::string& error) {
+  int read_fd = -1;
+  pid_t pid = spawn_shell(command, &read_fd, error);
+  if (pid < 0) return false;
   SteadyClock clock;
   int64_t deadline = clock.now_ns() + int64_t{timeout_ms} * 1'000'000;
   bool ok = true;
@@ -82,15 +92,15 @@ bool run_collect(const std::string& command, int timeout_ms, const std::atomic<b
       ok = false;
       break;
     }
-    pollfd pfd{pipefd[0], POLLIN, 0};
+    pollfd pfd{read_fd, POLLIN, 0};
     int n = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left_ms, 100)));
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
-    ssize_t got = read(pipefd[0], buf, sizeof buf);
+    ssize_t got = read(read_fd, buf, sizeof buf);
     if (got <= 0) break;  // EOF: the command closed its output
     if (out.size() < (1 << 20)) out.append(buf, static_cast<size_t>(got));
   }
-  close(pipefd[0]);
+  close(read_fd);
   if (!ok) kill(-pid, SIGKILL);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -101,31 +111,18 @@ bool run_collect(const std::string& command, int timeout_ms, const std::atomic<b
 // exits or stop is set (then its process group is killed).
 void run_streaming(const std::string& command, const std::atomic<bool>& stop,
                    const std::function<void(const std::string&)>& on_line) {
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return;
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(pipefd[0]);
-    close(pipefd[1]);
-    return;
-  }
-  if (pid == 0) {
-    setpgid(0, 0);
-    dup2(pipefd[1], STDOUT_FILENO);
-    dup2(pipefd[1], STDERR_FILENO);
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  setpgid(pid, pid);
-  close(pipefd[1]);
+  std::string error;
+  int read_fd = -1;
+  pid_t pid = spawn_shell(command, &read_fd, error);
+  if (pid < 0) return;
   std::string pending;
   char buf[4096];
   while (!stop.load()) {
-    pollfd pfd{pipefd[0], POLLIN, 0};
+    pollfd pfd{read_fd, POLLIN, 0};
     int n = poll(&pfd, 1, 100);
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
-    ssize_t got = read(pipefd[0], buf, sizeof buf);
+    ssize_t got = read(read_fd, buf, sizeof buf);
     if (got <= 0) break;
     pending.append(buf, static_cast<size_t>(got));
     for (size_t nl; (nl = pending.find_first_of("\r\n")) != std::string::npos;) {
@@ -135,7 +132,7 @@ void run_streaming(const std::string& command, const std::atomic<bool>& stop,
     }
     if (pending.size() > (1 << 16)) pending.clear();  // no newline in 64 KiB: not our format
   }
-  close(pipefd[0]);
+  close(read_fd);
   kill(-pid, SIGKILL);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

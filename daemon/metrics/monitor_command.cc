@@ -2,14 +2,13 @@
 #include <getopt.h>
 #include <unistd.h>
 
-#include <utility>  // before Asio: Boost 1.74 uses std::exchange without it
-
 #include <boost/asio.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>  // before Asio: Boost 1.74 uses std::exchange without it
 
 #include "commands.h"
 #include "common/clock.h"
@@ -114,8 +113,20 @@ int cmd_monitor(int argc, char** argv) {
   bool json = false;
   std::optional<CommandSourceOptions> command;
   CommandSourceOptions cmd_opt;
-  enum { kPid = 1, kCgroup, kUnit, kComm, kWindowMs, kWindows, kJson, kMinSamples, kCommand,
-         kP95Regex, kP95Scale, kStream };
+  enum {
+    kPid = 1,
+    kCgroup,
+    kUnit,
+    kComm,
+    kWindowMs,
+    kWindows,
+    kJson,
+    kMinSamples,
+    kCommand,
+    kP95Regex,
+    kP95Scale,
+    kStream
+  };
   static option opts[] = {{"pid", 1, nullptr, kPid},
                           {"cgroup", 1, nullptr, kCgroup},
                           {"unit", 1, nullptr, kUnit},
@@ -146,8 +157,8 @@ int cmd_monitor(int argc, char** argv) {
         size_t pos = 0;
         while (pos <= list.size()) {
           size_t comma = list.find(',', pos);
-          std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos
-                                                                          : comma - pos);
+          std::string item =
+              list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
           long long pid;
           if (!parse_int(item.c_str(), 1, 0x3fffffff, pid))
             return usage_error("invalid pid '" + item + "'");
@@ -157,9 +168,15 @@ int cmd_monitor(int argc, char** argv) {
         }
         break;
       }
-      case kCgroup: spec = TargetSpec{TargetSpec::Kind::Cgroup, {}, optarg, {}, {}}, ++selectors; break;
-      case kUnit: spec = TargetSpec{TargetSpec::Kind::Unit, {}, {}, optarg, {}}, ++selectors; break;
-      case kComm: spec = TargetSpec{TargetSpec::Kind::Comm, {}, {}, {}, optarg}, ++selectors; break;
+      case kCgroup:
+        spec = TargetSpec{TargetSpec::Kind::Cgroup, {}, optarg, {}, {}}, ++selectors;
+        break;
+      case kUnit:
+        spec = TargetSpec{TargetSpec::Kind::Unit, {}, {}, optarg, {}}, ++selectors;
+        break;
+      case kComm:
+        spec = TargetSpec{TargetSpec::Kind::Comm, {}, {}, {}, optarg}, ++selectors;
+        break;
       case kWindowMs:
         if (!parse_int(optarg, 50, 60000, window_ms))
           return usage_error("--window-ms must be an integer in 50..60000");
@@ -168,14 +185,23 @@ int cmd_monitor(int argc, char** argv) {
         if (!parse_int(optarg, 1, 1LL << 40, windows))
           return usage_error("--windows must be a positive integer");
         break;
-      case kJson: json = true; break;
+      case kJson:
+        json = true;
+        break;
       case kMinSamples:
         if (!parse_int(optarg, 1, 1 << 30, min_samples))
           return usage_error("--min-samples must be a positive integer");
         break;
-      case kCommand: cmd_opt.command = optarg; command = cmd_opt; break;
-      case kP95Regex: cmd_opt.p95_regex = optarg; break;
-      case kStream: cmd_opt.stream = true; break;
+      case kCommand:
+        cmd_opt.command = optarg;
+        command = cmd_opt;
+        break;
+      case kP95Regex:
+        cmd_opt.p95_regex = optarg;
+        break;
+      case kStream:
+        cmd_opt.stream = true;
+        break;
       case kP95Scale: {
         char* end = nullptr;
         double f = std::strtod(optarg, &end);
@@ -183,8 +209,11 @@ int cmd_monitor(int argc, char** argv) {
         cmd_opt.p95_scale_to_us = f;
         break;
       }
-      case 'h': std::fputs(kMonitorUsage, stdout); return 0;
-      default: return usage_error("invalid option");
+      case 'h':
+        std::fputs(kMonitorUsage, stdout);
+        return 0;
+      default:
+        return usage_error("invalid option");
     }
   }
   if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
@@ -224,8 +253,7 @@ int cmd_monitor(int argc, char** argv) {
     std::function<void(const boost::system::error_code&)> tick =
         [&](const boost::system::error_code& ec) {
           if (ec) return;
-          bool gone = sampler.refresh_targets() == 0 &&
-                      spec->kind == TargetSpec::Kind::Pid;
+          bool gone = sampler.refresh_targets() == 0 && spec->kind == TargetSpec::Kind::Pid;
           Window w = sampler.close_window(clock.now_ns());
           if (command_source)
             if (auto r = command_source->take_latest()) {

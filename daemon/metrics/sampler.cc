@@ -51,9 +51,9 @@ constexpr size_t kStatsWords = sizeof(specact_cpu_stats) / sizeof(uint64_t);
 struct LatencySampler::Impl {
   sampler_bpf* skel = nullptr;
   int ncpus = 0;
-  std::set<uint32_t> tgids;           // what user space last put into the target set
-  std::vector<uint64_t> prev;         // cumulative sums at the last window close
-  std::vector<uint64_t> percpu;       // scratch for the per-CPU map read
+  std::set<uint32_t> tgids;      // what user space last put into the target set
+  std::vector<uint64_t> prev;    // cumulative sums at the last window close
+  std::vector<uint64_t> percpu;  // scratch for the per-CPU map read
   int64_t window_start_ns = 0;
   uint64_t window_index = 0;
   bool started = false;
@@ -113,12 +113,12 @@ size_t LatencySampler::refresh_targets() {
     bloom[bit >> 6] |= uint64_t{1} << (bit & 63);
   }
   auto* live = impl_->skel->bss->target_bloom;
-  for (size_t i = 0; i < bloom.size(); ++i)
-    __atomic_fetch_or(&live[i], bloom[i], __ATOMIC_RELAXED);
+  for (size_t i = 0; i < bloom.size(); ++i) __atomic_fetch_or(&live[i], bloom[i], __ATOMIC_RELAXED);
   for (uint32_t tgid : impl_->tgids)
     if (!wanted.count(tgid)) bpf_map_delete_elem(fd, &tgid);
   if (!target_.follows_forks())
-    for (size_t i = 0; i < bloom.size(); ++i) __atomic_store_n(&live[i], bloom[i], __ATOMIC_RELAXED);
+    for (size_t i = 0; i < bloom.size(); ++i)
+      __atomic_store_n(&live[i], bloom[i], __ATOMIC_RELAXED);
   impl_->tgids = std::move(wanted);
   return impl_->tgids.size();
 }

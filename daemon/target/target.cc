@@ -75,8 +75,8 @@ std::string run_capture(const std::string& cmd) {
 bool valid_unit_name(const std::string& u) {
   if (u.empty() || u.size() > 255) return false;
   return std::all_of(u.begin(), u.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view(":-_.\\@").find(c) !=
-                                                              std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view(":-_.\\@").find(c) != std::string_view::npos;
   });
 }
 
@@ -121,9 +121,12 @@ nlohmann::json TargetSpec::to_json() const {
     case Kind::Pid:
       if (pids.size() == 1) return {{"pid", pids[0]}};
       return {{"pids", pids}};
-    case Kind::Cgroup: return {{"cgroup", cgroup}};
-    case Kind::Unit: return {{"unit", unit}};
-    case Kind::Comm: return {{"comm", comm_regex}};
+    case Kind::Cgroup:
+      return {{"cgroup", cgroup}};
+    case Kind::Unit:
+      return {{"unit", unit}};
+    case Kind::Comm:
+      return {{"comm", comm_regex}};
   }
   return nullptr;
 }
@@ -135,9 +138,12 @@ std::string TargetSpec::describe() const {
       for (size_t i = 0; i < pids.size(); ++i) s += (i ? "," : "") + std::to_string(pids[i]);
       return s;
     }
-    case Kind::Cgroup: return "cgroup " + cgroup;
-    case Kind::Unit: return "unit " + unit;
-    case Kind::Comm: return "comm /" + comm_regex + "/";
+    case Kind::Cgroup:
+      return "cgroup " + cgroup;
+    case Kind::Unit:
+      return "unit " + unit;
+    case Kind::Comm:
+      return "comm /" + comm_regex + "/";
   }
   return "?";
 }
@@ -187,7 +193,8 @@ bool process_exists(pid_t pid, const std::string& proc_root) {
 }
 
 TargetResolver::TargetResolver(TargetSpec spec, std::string proc_root, std::string cgroup_root)
-    : spec_(std::move(spec)), proc_root_(std::move(proc_root)),
+    : spec_(std::move(spec)),
+      proc_root_(std::move(proc_root)),
       cgroup_root_(std::move(cgroup_root)) {}
 
 void TargetResolver::validate() {
@@ -210,8 +217,9 @@ void TargetResolver::validate() {
     case Kind::Unit: {
       std::string root = cgroup_root_.empty() ? cgroup2_mount(proc_root_) : cgroup_root_;
       if (root.empty())
-        throw TargetError("no cgroup v2 hierarchy is mounted (cgroup v1-only host); use --pid or "
-                          "--comm instead");
+        throw TargetError(
+            "no cgroup v2 hierarchy is mounted (cgroup v1-only host); use --pid or "
+            "--comm instead");
       if (spec_.kind == Kind::Cgroup) {
         std::string path = spec_.cgroup;
         if (path.rfind(root, 0) != 0) path = root + (path.starts_with("/") ? "" : "/") + path;
@@ -231,8 +239,8 @@ void TargetResolver::validate() {
         if (!rel.empty() && fs::is_directory(root + rel, ec)) dir = root + rel;
         if (!dir) dir = find_dir_named(root, spec_.unit, 4);
         if (!dir)
-          throw TargetError("unknown unit '" + spec_.unit +
-                            "': no cgroup for it under " + root + " (is it running?)");
+          throw TargetError("unknown unit '" + spec_.unit + "': no cgroup for it under " + root +
+                            " (is it running?)");
         cgroup_dir_ = *dir;
       }
       break;

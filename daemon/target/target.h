@@ -5,13 +5,12 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace specact {
 
@@ -29,7 +28,8 @@ struct TargetSpec {
   std::string comm_regex;
 
   static TargetSpec pid(pid_t p) { return {Kind::Pid, {p}, {}, {}, {}}; }
-  // {"pid":N} | {"pids":[..]} | {"cgroup":".."} | {"unit":".."} | {"comm":".."}; throws TargetError.
+  // {"pid":N} | {"pids":[..]} | {"cgroup":".."} | {"unit":".."} | {"comm":".."}; throws
+  // TargetError.
   static TargetSpec from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;
   std::string describe() const;  // "pid 123", "unit nginx.service", ...

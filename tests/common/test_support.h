@@ -3,12 +3,11 @@
 // failure, so CI can never pass by skipping them.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace specact::testing {
 
@@ -25,13 +24,12 @@ inline std::string missing_privilege() {
 
 }  // namespace specact::testing
 
-#define SPECACT_REQUIRE_ROOT_BPF()                                                       \
-  do {                                                                                   \
-    std::string why_ = ::specact::testing::missing_privilege();                          \
-    if (!why_.empty()) {                                                                 \
-      if (::specact::testing::privileged_required())                                     \
-        FAIL() << "privileged test cannot run (" << why_                                 \
-               << ") but SPECACT_REQUIRE_PRIVILEGED=1";                                  \
-      GTEST_SKIP() << why_;                                                              \
-    }                                                                                    \
+#define SPECACT_REQUIRE_ROOT_BPF()                                                                \
+  do {                                                                                            \
+    std::string why_ = ::specact::testing::missing_privilege();                                   \
+    if (!why_.empty()) {                                                                          \
+      if (::specact::testing::privileged_required())                                              \
+        FAIL() << "privileged test cannot run (" << why_ << ") but SPECACT_REQUIRE_PRIVILEGED=1"; \
+      GTEST_SKIP() << why_;                                                                       \
+    }                                                                                             \
   } while (0)

@@ -44,8 +44,8 @@ TEST(Monitor, AgreesWithWorkloadSelfReport) {
                        "--report-ms", "1000", "--duration-s", "9"});
   std::string line;
   ASSERT_TRUE(workload.read_line(line, 5000)) << "workload did not report";
-  Subprocess monitor({SPECACTD_BIN, "monitor", "--pid", std::to_string(workload.pid()),
-                      "--windows", "5", "--json"});
+  Subprocess monitor({SPECACTD_BIN, "monitor", "--pid", std::to_string(workload.pid()), "--windows",
+                      "5", "--json"});
   std::vector<double> mon_service, mon_runq, self_completion, self_wakeup;
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(monitor.read_line(line, 5000)) << "window " << i + 1 << " missing";
@@ -77,14 +77,17 @@ TEST(Monitor, AgreesWithWorkloadSelfReport) {
   // Tolerance: 15 % (histogram error is ~3 %; the rest is window alignment).
   EXPECT_NEAR(mon, self, self * 0.15) << "monitor service p95 vs workload completion p95";
   EXPECT_NEAR(mon_rq, self_wk, self_wk * 0.15) << "monitor runq p95 vs workload wakeup p95";
-  std::printf("service p95: monitor %.0f us, workload %.0f us; runq p95: monitor %.0f us, "
-              "workload wakeup %.0f us\n", mon, self, mon_rq, self_wk);
+  std::printf(
+      "service p95: monitor %.0f us, workload %.0f us; runq p95: monitor %.0f us, "
+      "workload wakeup %.0f us\n",
+      mon, self, mon_rq, self_wk);
 }
 
 TEST(Monitor, TextModeIsReadable) {
   SPECACT_REQUIRE_ROOT_BPF();
   Subprocess idle({"/bin/sleep", "10"});
-  auto r = run_monitor({"--pid", std::to_string(idle.pid()), "--windows", "2", "--window-ms", "200"});
+  auto r =
+      run_monitor({"--pid", std::to_string(idle.pid()), "--windows", "2", "--window-ms", "200"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("window 1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("service p50"), std::string::npos);
@@ -93,8 +96,8 @@ TEST(Monitor, TextModeIsReadable) {
 
 TEST(Monitor, CommTargetMeasures) {
   SPECACT_REQUIRE_ROOT_BPF();
-  Subprocess workload({WORKLOAD_BIN, "--hogs", "0", "--period-us", "1000", "--work-us", "50",
-                       "--duration-s", "5"});
+  Subprocess workload(
+      {WORKLOAD_BIN, "--hogs", "0", "--period-us", "1000", "--work-us", "50", "--duration-s", "5"});
   auto r = run_monitor({"--comm", "^specact-worklo", "--windows", "2", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto second = r.out.substr(r.out.find('\n') + 1);
@@ -104,8 +107,8 @@ TEST(Monitor, CommTargetMeasures) {
 TEST(Monitor, TargetExitingEndsCleanly) {
   SPECACT_REQUIRE_ROOT_BPF();
   Subprocess shortlived({"/bin/sleep", "1"});
-  auto r = run_monitor({"--pid", std::to_string(shortlived.pid()), "--windows", "50",
-                        "--window-ms", "250", "--json"});
+  auto r = run_monitor({"--pid", std::to_string(shortlived.pid()), "--windows", "50", "--window-ms",
+                        "250", "--json"});
   EXPECT_EQ(r.code, 0) << r.err;
   auto lines = std::count(r.out.begin(), r.out.end(), '\n');
   EXPECT_GE(lines, 2);
@@ -116,8 +119,8 @@ TEST(Monitor, TargetExitingEndsCleanly) {
 TEST(Monitor, SigtermExitsCleanly) {
   SPECACT_REQUIRE_ROOT_BPF();
   Subprocess idle({"/bin/sleep", "30"});
-  Subprocess monitor({SPECACTD_BIN, "monitor", "--pid", std::to_string(idle.pid()),
-                      "--window-ms", "200", "--json"});
+  Subprocess monitor({SPECACTD_BIN, "monitor", "--pid", std::to_string(idle.pid()), "--window-ms",
+                      "200", "--json"});
   std::string line;
   ASSERT_TRUE(monitor.read_line(line, 5000));
   monitor.signal(SIGTERM);

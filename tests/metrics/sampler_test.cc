@@ -1,4 +1,6 @@
 // The BPF sampler on the real kernel (root + BTF).
+#include "metrics/sampler.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -8,7 +10,6 @@
 #include <thread>
 
 #include "common/clock.h"
-#include "metrics/sampler.h"
 #include "subprocess.h"
 #include "test_support.h"
 
@@ -77,8 +78,9 @@ TEST(LatencySampler, CgroupTargetFollowsForks) {
   fs::path cg = fs::path(root) / ("specact-test-" + std::to_string(getpid()));
   fs::create_directory(cg);
   // The shell waits, then forks the workload: that fork happens after attach.
-  Subprocess sh({"/bin/sh", "-c", std::string("sleep 0.4; ") + WORKLOAD_BIN +
-                                      " --hogs 0 --period-us 1000 --work-us 50 --duration-s 2"});
+  Subprocess sh({"/bin/sh", "-c",
+                 std::string("sleep 0.4; ") + WORKLOAD_BIN +
+                     " --hogs 0 --period-us 1000 --work-us 50 --duration-s 2"});
   ASSERT_GT(sh.pid(), 0);
   std::ofstream(cg / "cgroup.procs") << sh.pid() << "\n";
   {

@@ -48,7 +48,8 @@ void periodic_thread(int64_t period_ns, int64_t work_ns, Samples* out) {
   int64_t release = now_ns() + period_ns;
   std::vector<int64_t> comp, wake;
   while (!g_stop.load(std::memory_order_relaxed)) {
-    timespec ts{static_cast<time_t>(release / 1'000'000'000), static_cast<long>(release % 1'000'000'000)};
+    timespec ts{static_cast<time_t>(release / 1'000'000'000),
+                static_cast<long>(release % 1'000'000'000)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
     }
     int64_t woke = now_ns();
@@ -82,7 +83,8 @@ void print_summary(const char* kind, double t, std::vector<int64_t> comp,
                    std::vector<int64_t> wake) {
   std::printf(
       "{\"%s\":true,\"t\":%.3f,\"completion\":{\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,"
-      "\"count\":%zu},\"wakeup\":{\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,\"count\":%zu}}\n",
+      "\"count\":%zu},\"wakeup\":{\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,\"count\":%zu}}"
+      "\n",
       kind, t, pct_us(comp, .5), pct_us(comp, .95), pct_us(comp, .99), comp.size(),
       pct_us(wake, .5), pct_us(wake, .95), pct_us(wake, .99), wake.size());
   std::fflush(stdout);
@@ -109,22 +111,40 @@ int main(int argc, char** argv) {
   int threads = 1, hogs = 4, ready_fd = -1;
   int64_t period_us = 2000, work_us = 300;
   double duration_s = 0, report_ms = 0;
-  static option opts[] = {{"threads", 1, nullptr, 't'},  {"period-us", 1, nullptr, 'p'},
-                          {"work-us", 1, nullptr, 'w'},  {"hogs", 1, nullptr, 'g'},
+  static option opts[] = {{"threads", 1, nullptr, 't'},    {"period-us", 1, nullptr, 'p'},
+                          {"work-us", 1, nullptr, 'w'},    {"hogs", 1, nullptr, 'g'},
                           {"duration-s", 1, nullptr, 'd'}, {"report-ms", 1, nullptr, 'r'},
-                          {"ready-fd", 1, nullptr, 'f'}, {"help", 0, nullptr, 'h'},
+                          {"ready-fd", 1, nullptr, 'f'},   {"help", 0, nullptr, 'h'},
                           {nullptr, 0, nullptr, 0}};
   for (int c; (c = getopt_long(argc, argv, "h", opts, nullptr)) != -1;) {
     switch (c) {
-      case 't': threads = std::atoi(optarg); break;
-      case 'p': period_us = std::atoll(optarg); break;
-      case 'w': work_us = std::atoll(optarg); break;
-      case 'g': hogs = std::atoi(optarg); break;
-      case 'd': duration_s = std::atof(optarg); break;
-      case 'r': report_ms = std::atof(optarg); break;
-      case 'f': ready_fd = std::atoi(optarg); break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
+      case 't':
+        threads = std::atoi(optarg);
+        break;
+      case 'p':
+        period_us = std::atoll(optarg);
+        break;
+      case 'w':
+        work_us = std::atoll(optarg);
+        break;
+      case 'g':
+        hogs = std::atoi(optarg);
+        break;
+      case 'd':
+        duration_s = std::atof(optarg);
+        break;
+      case 'r':
+        report_ms = std::atof(optarg);
+        break;
+      case 'f':
+        ready_fd = std::atoi(optarg);
+        break;
+      case 'h':
+        usage(stdout);
+        return 0;
+      default:
+        usage(stderr);
+        return 2;
     }
   }
   if (threads < 1 || threads > 64 || hogs < 0 || hogs > 64 || period_us < 100 || work_us < 1 ||
@@ -171,9 +191,11 @@ int main(int argc, char** argv) {
     timespec wait{static_cast<time_t>(step_ns / 1'000'000'000),
                   static_cast<long>(step_ns % 1'000'000'000)};
     int64_t left = next - now_ns();
-    if (left > 0) wait = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+    if (left > 0)
+      wait = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
     int sig = sigtimedwait(&set, nullptr, &wait);
-    bool timed_out_run = duration_s > 0 && now_ns() - start >= static_cast<int64_t>(duration_s * 1e9);
+    bool timed_out_run =
+        duration_s > 0 && now_ns() - start >= static_cast<int64_t>(duration_s * 1e9);
     if (sig > 0 || timed_out_run) break;
     if (now_ns() < next) continue;
     next += step_ns;

@@ -2,15 +2,14 @@
 #include <getopt.h>
 #include <unistd.h>
 
-#include <boost/asio.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <utility>  // before Asio: Boost 1.74 uses std::exchange without it
 
 #include "commands.h"
+#include "common/asio.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "metrics/sampler.h"

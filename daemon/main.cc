@@ -20,9 +20,9 @@ Commands:
   monitor --pid PID | --cgroup PATH | --unit NAME | --comm REGEX
           [--window-ms MS] [--windows N] [--json] [--command CMD]
         Measure the target's latency per window; change nothing.
-  knobs [--json] [--pid PID ...] [--config FILE]
+  knobs [--json] [--pid PID ...] [--config FILE] [--state-dir DIR]
         List the tunable knobs as seen on this machine, with availability.
-  restore [--state-dir DIR]
+  restore [--state-dir DIR] [--config FILE] [--json] [--force]
         Put back every kernel setting specactd changed, from its journal.
         Also spelled --restore. Safe to run more than once.
 

@@ -7,6 +7,10 @@
 namespace specact::sim {
 namespace {
 
+// CPU time of one request; the scheduling knobs only change the wait before it.
+constexpr double kPeriodicWorkUs = 300;
+constexpr double kSysbenchWorkUs = 800;
+
 int64_t value_or(const Config& c, const char* key, int64_t fallback) {
   auto it = c.find(key);
   return it == c.end() ? fallback : it->second;
@@ -45,14 +49,15 @@ SimWorkload SimWorkload::periodic_vs_hogs() {
     double f = std::exp(0.015 * nice);
     if (value_or(c, kAutogroup, 1) == 0) f *= 0.92;  // hogs no longer hidden in their own groups
     if (value_or(c, kTimerMigration, 1) == 0) f *= 0.98;
-    return interpolate_log(curve, slice) * f;
+    // The knobs scale the wait for a CPU, not the 300 us of work itself.
+    return kPeriodicWorkUs + (interpolate_log(curve, slice) - kPeriodicWorkUs) * f;
   };
   w.oncpu_ms_per_s = [](const Config& c) {
     // The periodic task wants 300 ms/s; a low weight starves it a little.
     double nice = static_cast<double>(value_or(c, kNice, 0));
     return 300.0 * (nice > 0 ? 1.0 - 0.1 * nice / 19.0 : 1.0);
   };
-  w.work_us = 300;
+  w.work_us = kPeriodicWorkUs;
   w.requests_per_s = 1000;
   return w;
 }
@@ -68,7 +73,7 @@ SimWorkload SimWorkload::sysbench_like() {
     double nice = static_cast<double>(value_or(c, kNice, 0));
     double f = std::exp(0.01 * nice);
     if (value_or(c, kAutogroup, 1) == 0) f *= 1.03;
-    return interpolate_log(curve, slice) * f;
+    return kSysbenchWorkUs + (interpolate_log(curve, slice) - kSysbenchWorkUs) * f;
   };
   w.oncpu_ms_per_s = [](const Config& c) {
     // 16 CPU-bound threads fill both CPUs; each context switch costs a little.
@@ -77,7 +82,7 @@ SimWorkload SimWorkload::sysbench_like() {
     double share = nice > 0 ? 1.0 - 0.3 * nice / 19.0 : 1.0;  // background gets more
     return 2000.0 * (1.0 - 8.0 / std::max(slice, 10.0)) * share;
   };
-  w.work_us = 800;
+  w.work_us = kSysbenchWorkUs;
   w.requests_per_s = 2400;
   w.spread = 0.5;
   w.command_metric = true;

@@ -549,9 +549,9 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
       skip = "already measured";
     }
     if (!skip.empty()) {
-      out.events.push_back(event("trial_skipped",
-                                 {{"config", config_to_json(t.config)}, {"reason", skip}},
-                                 "trial of " + describe_config(t.config) + " skipped: " + skip));
+      out.events.push_back(
+          event("trial_skipped", {{"config", config_to_json(t.config)}, {"reason", skip}},
+                "trial skipped (" + describe_change(current_, t.config) + "): " + skip));
       continue;
     }
     step_from_p95_[t.config] = evidence_.estimate(trial_round_.front()).p95_us;

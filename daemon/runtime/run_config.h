@@ -1,0 +1,49 @@
+// The daemon's configuration file (`specactd run --config FILE`). Strict:
+// unknown keys and wrong types are rejected with the key path in the message.
+// Every key is documented in daemon/runtime/README.md.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "agents/agent_config.h"
+#include "engine/engine.h"
+#include "knobs/knob_manager.h"
+#include "metrics/sampler.h"
+#include "target/target.h"
+
+namespace specact {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DbusSettings {
+  bool enabled = true;      // serve org.specact.Daemon1
+  bool required = false;    // false: no bus -> warn and run without D-Bus
+  std::string bus_address;  // "" = the system bus (or DBUS_SYSTEM_BUS_ADDRESS)
+};
+
+struct RunConfig {
+  std::optional<TargetSpec> target;  // none: wait for `specactctl target`
+  Metric metric = Metric::ServiceP95;
+  std::optional<CommandSourceOptions> command;  // objective.metric == "command"
+  uint64_t min_samples = 20;                    // objective.min_samples
+  int window_ms = 1000;
+  engine::EngineOptions engine;  // mode, safety, budgets, engine.* tuning
+  KnobsConfig knobs;             // knobs.* and background
+  AgentConfig speculator;
+  AgentConfig actor;
+  std::string state_dir = "/var/lib/specactd";
+  DbusSettings dbus;
+  std::string log_level = "info";
+
+  // Throws ConfigError("window_ms: expected an integer, got string") etc.
+  static RunConfig from_json(const nlohmann::json& j);
+  static RunConfig from_file(const std::string& path);
+};
+
+}  // namespace specact

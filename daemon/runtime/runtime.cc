@@ -1,0 +1,584 @@
+#include "runtime/runtime.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "agents/agents.h"
+#include "common/log.h"
+#include "dbus/dbus_service.h"
+#include "dbus/systemd_notify.h"
+#include "knobs/knob_manager.h"
+#include "metrics/sampler.h"
+#include "target/target.h"
+
+namespace specact {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------- history
+
+HistoryLog::~HistoryLog() {
+  if (file_) std::fclose(file_);
+}
+
+void HistoryLog::open(const std::string& state_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) throw ConfigError("state_dir: cannot create " + state_dir + ": " + ec.message());
+  path_ = state_dir + "/history.jsonl";
+  file_ = std::fopen(path_.c_str(), "a");
+  if (!file_) throw ConfigError("state_dir: cannot open " + path_ + ": " + std::strerror(errno));
+}
+
+HistoryEvent HistoryLog::append(json data) {
+  HistoryEvent e;
+  e.seq = ++seq_;
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm utc{};
+  gmtime_r(&ts.tv_sec, &utc);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(ts.tv_nsec / 1000000));
+  json line = {{"seq", e.seq}, {"time", buf}};
+  for (auto it = data.begin(); it != data.end(); ++it) line[it.key()] = it.value();
+  e.data = std::move(line);
+  if (file_) {
+    std::string s = e.data.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::fputs(s.c_str(), file_);
+    std::fputc('\n', file_);
+    std::fflush(file_);  // an audit trail survives a crash up to the last line
+  }
+  tail_.push_back(e);
+  while (tail_.size() > keep_) tail_.pop_front();
+  return e;
+}
+
+std::vector<HistoryEvent> HistoryLog::since(uint64_t seq) const {
+  std::vector<HistoryEvent> out;
+  for (const auto& e : tail_)
+    if (e.seq > seq) out.push_back(e);
+  return out;
+}
+
+// ---------------------------------------------------------------- session
+
+// Everything that exists only while a target is being tuned.
+struct Runtime::Session {
+  std::unique_ptr<TargetResolver> target;
+  std::unique_ptr<KnobManager> knobs;
+  std::unique_ptr<LatencySampler> sampler;
+  std::unique_ptr<CommandSource> command;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<Agent> speculator;
+  std::unique_ptr<Agent> actor;
+  int64_t started_ns = 0;
+  uint64_t window_index = 0;  // without the eBPF sampler (command metric alone)
+
+  Agent* agent(AgentRole r) { return r == AgentRole::Speculator ? speculator.get() : actor.get(); }
+};
+
+Runtime::Runtime(RunConfig config, boost::asio::io_context& io)
+    : cfg_(std::move(config)),
+      io_(io),
+      signals_(io, SIGINT, SIGTERM),
+      window_timer_(io),
+      duration_timer_(io) {
+  log::set_min_level(cfg_.log_level == "debug"     ? log::Level::Debug
+                     : cfg_.log_level == "warning" ? log::Level::Warning
+                     : cfg_.log_level == "error"   ? log::Level::Error
+                                                   : log::Level::Info);
+}
+
+Runtime::~Runtime() {
+  // The D-Bus service holds hooks into this surface: it goes first.
+  if (dbus_) dbus_->shutdown();
+  dbus_.reset();
+  if (session_) stop_session("exit");
+}
+
+const engine::Engine* Runtime::engine() const {
+  return session_ ? session_->engine.get() : nullptr;
+}
+
+int Runtime::run(std::optional<double> duration_s) {
+  history_.open(cfg_.state_dir);
+  started_ns_ = clock_.now_ns();
+  notifier_ = std::make_unique<SystemdNotifier>(io_);
+  record_json({{"type", "started"},
+               {"time_ns", started_ns_},
+               {"mode", engine::to_string(cfg_.engine.mode)},
+               {"window_ms", cfg_.window_ms},
+               {"metric", to_string(cfg_.metric)},
+               {"target", cfg_.target ? cfg_.target->to_json() : json(nullptr)},
+               {"history", history_.path()}},
+              "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
+                  std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
+  if (cfg_.target) start_session();  // startup errors propagate: the config is unusable
+  start_dbus();
+
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (!ec) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+  });
+  if (duration_s) {
+    duration_timer_.expires_after(
+        std::chrono::milliseconds(static_cast<int64_t>(*duration_s * 1000)));
+    duration_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) shutdown("duration reached");
+    });
+  }
+  next_tick_ = std::chrono::steady_clock::now();
+  schedule_tick();
+  // sd_notify hook: READY once measuring (or waiting for a target), then
+  // STATUS per window and WATCHDOG pings from the notifier's own timer.
+  notifier_->ready(session_ ? "tuning " + session_->target->spec().describe()
+                            : "waiting for a target (specactctl target)");
+  io_.run();
+  return 0;
+}
+
+void Runtime::start_dbus() {
+  // D-Bus hook: the transport only needs this ControlSurface and the loop.
+  if (!cfg_.dbus.enabled) return;
+  DbusOptions opts;
+  opts.bus_address = cfg_.dbus.bus_address;
+#ifdef SPECACT_VERSION
+  opts.version = SPECACT_VERSION;
+#endif
+  try {
+    dbus_ = start_dbus_service(*this, io_, opts);
+    log::info("serving " + std::string(kDbusName) + " on the bus as " + dbus_->unique_name());
+  } catch (const DbusError& e) {
+    if (cfg_.dbus.required) throw;
+    log::warn(std::string("D-Bus unavailable, running without it: ") + e.what());
+  }
+}
+
+void Runtime::shutdown(const std::string& why) {
+  if (stopping_) return;
+  stopping_ = true;
+  log::info("stopping: " + why);
+  if (notifier_) notifier_->stopping();
+  window_timer_.cancel();
+  duration_timer_.cancel();
+  signals_.cancel();
+  if (session_) stop_session(why);
+  record_json({{"type", "stopped"}, {"time_ns", clock_.now_ns()}, {"reason", why}},
+              "specactd stopped (" + why + ")");
+  if (dbus_) dbus_->shutdown();
+  dbus_.reset();
+  io_.stop();
+}
+
+void Runtime::start_session() {
+  auto s = std::make_unique<Session>();
+  s->target = std::make_unique<TargetResolver>(*cfg_.target);
+  s->target->validate();  // TargetError: no such pid, unit, cgroup ...
+  s->knobs = std::make_unique<KnobManager>(cfg_.knobs, s->target.get());
+  RestoreReport leftover = s->knobs->recover_leftover();
+  if (!leftover.nothing_to_do) {
+    record_json(
+        {{"type", "recovered"}, {"time_ns", clock_.now_ns()}, {"report", leftover.to_json()}},
+        "restored settings left by an earlier run:\n" + leftover.to_text());
+    if (!leftover.ok)
+      throw ConfigError("a journal left by an earlier run could not be fully restored (see " +
+                        cfg_.state_dir + "; run `specactd restore`)");
+  }
+  try {
+    s->sampler = std::make_unique<LatencySampler>(*s->target);
+    s->sampler->set_min_samples(cfg_.min_samples);
+  } catch (const SamplerError& e) {
+    // The command metric does not need the eBPF sampler; the others do.
+    if (cfg_.metric != Metric::CommandP95) throw;
+    log::warn(std::string("eBPF sampler unavailable, using the command metric alone: ") + e.what());
+  }
+  if (cfg_.command) s->command = std::make_unique<CommandSource>(*cfg_.command);
+
+  std::vector<KnobInfo> catalogue = s->knobs->catalogue();
+  Config baseline = s->knobs->read_current();
+  std::vector<KnobInfo> managed;
+  std::string unavailable;
+  for (auto& k : catalogue) {
+    if (k.available && baseline.count(k.name)) {
+      managed.push_back(k);
+    } else if (!k.available) {
+      unavailable += "\n  " + k.name + ": " + k.unavailable_reason;
+    }
+  }
+  if (!unavailable.empty()) log::debug("knobs not available here:" + unavailable);
+  s->engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
+  s->speculator = make_agent(AgentRole::Speculator, cfg_.speculator, io_);
+  s->actor = make_agent(AgentRole::Actor, cfg_.actor, io_);
+  s->started_ns = clock_.now_ns();
+  if (s->sampler) s->sampler->refresh_targets();
+  if (s->sampler) s->sampler->close_window(clock_.now_ns());  // opens window 1
+  session_ = std::move(s);
+
+  json knobs = json::array();
+  for (const auto& k : session_->engine->knobs()) knobs.push_back(k.name);
+  record_json({{"type", "session_started"},
+               {"time_ns", clock_.now_ns()},
+               {"target", cfg_.target->to_json()},
+               {"mode", engine::to_string(session_->engine->mode())},
+               {"knobs", knobs},
+               {"baseline", config_to_json(session_->engine->baseline())},
+               {"speculator", session_->speculator->describe()},
+               {"actor", session_->actor->describe()}},
+              "tuning " + cfg_.target->describe() + " with " + std::to_string(knobs.size()) +
+                  " knobs (" + knobs.dump() + "); speculator " + session_->speculator->describe() +
+                  ", actor " + session_->actor->describe());
+  status_changed();
+}
+
+void Runtime::stop_session(const std::string& why) {
+  if (!session_) return;
+  Session& s = *session_;
+  if (s.speculator) s.speculator->cancel();
+  if (s.actor) s.actor->cancel();
+  // Final numbers, for the audit trail and the benchmarks.
+  const engine::Engine& e = *s.engine;
+  auto usage_json = [](const RoleUsage& u) {
+    return json{{"calls", u.calls},
+                {"prompt_tokens", u.prompt_tokens},
+                {"completion_tokens", u.completion_tokens},
+                {"errors", u.errors},
+                {"rejected", u.rejected},
+                {"cost_usd", u.cost_usd}};
+  };
+  record_json({{"type", "status"},
+               {"time_ns", clock_.now_ns()},
+               {"windows", e.windows()},
+               {"hits", e.hits()},
+               {"misses", e.misses()},
+               {"hit_rate", e.hit_rate()},
+               {"confirmed", config_to_json(e.confirmed())},
+               {"current", config_to_json(e.current())},
+               {"baseline", config_to_json(e.baseline())},
+               {"usage",
+                {{"speculator", usage_json(e.usage(AgentRole::Speculator))},
+                 {"actor", usage_json(e.usage(AgentRole::Actor))}}}},
+              "session summary: " + std::to_string(e.windows()) + " windows, " +
+                  std::to_string(e.hits()) + " hits / " + std::to_string(e.misses()) +
+                  " misses, confirmed " + config_to_json(e.confirmed()).dump());
+  last_stopped_ = status();
+  if (cfg_.knobs.restore_on_exit) {
+    RestoreReport rep = s.knobs->restore_all();
+    record_json({{"type", "restored"},
+                 {"time_ns", clock_.now_ns()},
+                 {"reason", why},
+                 {"ok", rep.ok},
+                 {"report", rep.to_json()}},
+                "restored settings (" + why + "):\n" + rep.to_text());
+  } else {
+    record_json({{"type", "left_in_place"}, {"time_ns", clock_.now_ns()}, {"reason", why}},
+                "knobs.restore_on_exit is false: settings left in place (specactd restore puts "
+                "them back)");
+  }
+  session_.reset();
+}
+
+// ---------------------------------------------------------------- the loop
+
+void Runtime::schedule_tick() {
+  // Absolute deadlines: windows do not drift by the time each tick takes.
+  next_tick_ += std::chrono::milliseconds(cfg_.window_ms);
+  window_timer_.expires_at(next_tick_);
+  window_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    try {
+      tick();
+    } catch (const std::exception& e) {
+      // One bad window must not take the daemon down with settings applied.
+      log::error(std::string("window failed: ") + e.what());
+    }
+    if (!stopping_) schedule_tick();
+  });
+}
+
+void Runtime::tick() {
+  if (!session_) return;
+  Session& s = *session_;
+  if (s.sampler) {
+    size_t procs = s.sampler->refresh_targets();
+    if (procs == 0 && cfg_.target->kind == TargetSpec::Kind::Pid) {
+      shutdown("target " + cfg_.target->describe() + " exited");
+      return;
+    }
+  }
+  s.knobs->reapply_to_new_threads();
+  std::vector<std::string> yielded;
+  for (const auto& y : s.knobs->check_yielded()) {
+    record_json({{"type", "yield_detail"},
+                 {"time_ns", clock_.now_ns()},
+                 {"knob", y.knob},
+                 {"instance", y.instance},
+                 {"expected", y.expected},
+                 {"found", y.found},
+                 {"detail", y.detail}},
+                y.knob + " (" + y.instance + ") changed behind specactd's back: " + y.expected +
+                    " -> " + y.found + (y.detail.empty() ? "" : " (" + y.detail + ")"));
+    yielded.push_back(y.knob);
+  }
+  if (!yielded.empty()) handle(s.engine->on_yielded(yielded));
+
+  Window w;
+  const int64_t now = clock_.now_ns();
+  if (s.sampler) {
+    w = s.sampler->close_window(now);
+  } else {
+    w.index = ++s.window_index;
+    w.start_ns = now - int64_t{cfg_.window_ms} * 1'000'000;
+    w.end_ns = now;
+  }
+  if (s.command) {
+    if (auto r = s.command->take_latest()) {
+      w.command_p95_us = r->p95_us;
+      w.command_throughput = r->throughput;
+      w.command_error = r->error;
+    } else {
+      w.command_error = "no command result completed in this window";
+    }
+  }
+  engine::Output out = s.engine->on_window(w);
+  // The window hook for D-Bus: window_to_json plus what the engine made of it.
+  for (const auto& e : out.events) {
+    if (e.type != "window") continue;
+    json j = window_to_json(w);
+    j["metric"] = to_string(cfg_.metric);
+    j["objective_us"] = e.fields.value("objective_us", json(nullptr));
+    j["config"] = e.fields.value("config", json::object());
+    j["phase"] = e.fields.value("straddled", false)     ? "straddled"
+                 : e.fields.value("provisional", false) ? "provisional"
+                                                        : "confirmed";
+    last_window_ = j;
+    if (on_window) on_window(j);
+  }
+  handle(std::move(out));
+  if (notifier_ && session_) {
+    const auto& eng = *session_->engine;
+    std::string p95 =
+        last_window_.value("objective_us", json(nullptr)).is_number()
+            ? std::to_string(static_cast<long long>(last_window_["objective_us"].get<double>())) +
+                  " us"
+            : "n/a";
+    notifier_->status("window " + std::to_string(w.index) + ": p95 " + p95 + ", " + eng.state() +
+                      ", hit rate " + std::to_string(static_cast<int>(eng.hit_rate() * 100)) + "%");
+  }
+  status_changed();
+}
+
+void Runtime::handle(engine::Output out) {
+  for (const auto& e : out.events) record(e);
+  for (auto& a : out.actions) {
+    if (!session_) return;
+    Session& s = *session_;
+    if (auto* ap = std::get_if<engine::ApplyAction>(&a)) {
+      ApplyResult r = s.knobs->apply(ap->config, ap->who + ": " + ap->why);
+      engine::ApplyOutcome o;
+      // The machine is the truth: read back what is in force now.
+      Config now = s.knobs->read_current();
+      for (const auto& [k, v] : now)
+        if (ap->config.count(k)) o.applied[k] = v;
+      std::string errors;
+      for (const auto& kr : r.results) {
+        if (kr.status == KnobResult::Status::Yielded) o.yielded.push_back(kr.knob);
+        if (kr.status == KnobResult::Status::Failed || kr.status == KnobResult::Status::Rejected ||
+            kr.status == KnobResult::Status::Unavailable)
+          errors += (errors.empty() ? "" : "; ") + kr.knob + ": " + kr.error;
+      }
+      o.error = errors;
+      if (!r.all_ok())
+        record_json(
+            {{"type", "apply_result"}, {"time_ns", clock_.now_ns()}, {"result", r.to_json()}},
+            "apply was not fully done: " + r.to_json().dump(), false);
+      handle(s.engine->on_apply_outcome(o));
+    } else if (auto* call = std::get_if<engine::CallAgentAction>(&a)) {
+      call_agent(call->role, std::move(call->context));
+    } else if (auto* cancel = std::get_if<engine::CancelAgentAction>(&a)) {
+      if (Agent* ag = s.agent(cancel->role)) ag->cancel();
+    }
+  }
+}
+
+void Runtime::call_agent(AgentRole role, AgentContext ctx) {
+  Agent* agent = session_->agent(role);
+  if (!agent) return;
+  if (agent->busy()) agent->cancel();  // the engine thinks it is idle: it is the authority
+  Session* session = session_.get();
+  agent->request(ctx, [this, role, session](AgentReply reply) {
+    // A reply for a session that has ended is not evidence for the new one.
+    if (!session_ || session_.get() != session) return;
+    json usage = {{"prompt_tokens", reply.usage.prompt_tokens},
+                  {"completion_tokens", reply.usage.completion_tokens},
+                  {"latency_ms", reply.usage.latency_ms},
+                  {"cost_usd", reply.usage.cost_usd}};
+    record_json({{"type", "agent_reply"},
+                 {"time_ns", clock_.now_ns()},
+                 {"role", to_string(role)},
+                 {"candidates", reply.candidates.size()},
+                 {"wants_more_evidence", reply.wants_more_evidence},
+                 {"rejected", reply.rejected},
+                 {"error", reply.error},
+                 {"usage", usage}},
+                std::string(to_string(role)) + " replied in " +
+                    std::to_string(static_cast<long long>(reply.usage.latency_ms)) + " ms with " +
+                    std::to_string(reply.candidates.size()) + " candidate(s)",
+                false);
+    handle(session_->engine->on_agent_reply(role, reply));
+    status_changed();
+  });
+}
+
+void Runtime::record(const engine::Event& e) {
+  // Decisions go to stderr; the rest (windows, calls, skipped trials) at debug.
+  const bool quiet = e.type == "window" || e.type == "agent_called" || e.type == "agent_waiting" ||
+                     e.type == "trial_skipped";
+  json j = e.to_json();
+  if (e.type == "window") j["metric"] = to_string(cfg_.metric);
+  record_json(std::move(j), e.summary, !quiet);
+}
+
+void Runtime::record_json(json j, const std::string& line, bool info) {
+  HistoryEvent ev = history_.append(std::move(j));
+  if (!line.empty()) (info ? log::info(line) : log::debug(line));
+  if (on_event) on_event(ev);
+}
+
+void Runtime::status_changed() {
+  if (on_status_changed) on_status_changed();
+}
+
+// ---------------------------------------------------------------- control surface
+
+Runtime::Session& Runtime::need_session(const char* what) {
+  if (!session_)
+    throw ControlError("NotRunning", std::string("cannot ") + what +
+                                         ": not tuning (set a target with specactctl target, then "
+                                         "specactctl start)");
+  return *session_;
+}
+
+StatusSnapshot Runtime::status() {
+  if (!session_) {
+    StatusSnapshot s = last_stopped_;
+    s.state = "stopped";
+    s.mode = engine::to_string(cfg_.engine.mode);
+    s.target = cfg_.target ? cfg_.target->to_json() : json(nullptr);
+    s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
+    return s;
+  }
+  const engine::Engine& e = *session_->engine;
+  StatusSnapshot s;
+  s.state = e.state();
+  s.mode = engine::to_string(e.mode());
+  s.target = cfg_.target->to_json();
+  s.current = e.current();
+  s.confirmed = e.confirmed();
+  s.baseline = e.baseline();
+  s.pinned = e.pinned();
+  s.last_window = last_window_.is_null() ? json(nullptr) : last_window_;
+  s.baseline_p95_us = e.baseline_p95_us().value_or(0);
+  s.hit_rate = e.hit_rate();
+  s.windows = e.windows();
+  s.speculator = e.usage(AgentRole::Speculator);
+  s.actor = e.usage(AgentRole::Actor);
+  s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
+  return s;
+}
+
+void Runtime::start() {
+  if (session_) return;  // already tuning: nothing to do
+  if (!cfg_.target)
+    throw ControlError("NoSuchTarget", "no target set (specactctl target --pid/--unit/...)");
+  try {
+    start_session();
+  } catch (const ControlError&) {
+    throw;
+  } catch (const TargetError& e) {
+    throw ControlError("NoSuchTarget", e.what());
+  } catch (const std::exception& e) {
+    throw ControlError("Failed", e.what());
+  }
+}
+
+void Runtime::stop() {
+  if (!session_) return;
+  stop_session("stop requested");
+  status_changed();
+}
+
+void Runtime::pause() {
+  handle(need_session("pause").engine->pause());
+  status_changed();
+}
+
+void Runtime::resume() {
+  handle(need_session("resume").engine->resume());
+  status_changed();
+}
+
+void Runtime::set_mode(const std::string& mode) {
+  auto m = engine::mode_from_string(mode);
+  if (!m)
+    throw ControlError("InvalidArgument",
+                       "'" + mode +
+                           "' is not a mode (speculative, actor-only, speculator-only, recommend, "
+                           "monitor)");
+  cfg_.engine.mode = *m;
+  if (session_) handle(session_->engine->set_mode(*m));
+  status_changed();
+}
+
+void Runtime::set_target(const json& target) {
+  TargetSpec spec;
+  try {
+    spec = TargetSpec::from_json(target);
+  } catch (const std::exception& e) {
+    throw ControlError("InvalidArgument", e.what());
+  }
+  try {
+    TargetResolver probe(spec);
+    probe.validate();
+  } catch (const TargetError& e) {
+    throw ControlError("NoSuchTarget", e.what());
+  }
+  // A new target is a new session: the old one's settings are put back first.
+  if (session_) stop_session("target changed");
+  cfg_.target = spec;
+  start();
+}
+
+void Runtime::revert() {
+  handle(need_session("revert").engine->revert_to_baseline());
+  status_changed();
+}
+
+void Runtime::pin(const std::string& knob, int64_t value) {
+  handle(need_session("pin").engine->pin(knob, value));
+  status_changed();
+}
+
+void Runtime::unpin(const std::string& knob) {
+  handle(need_session("unpin").engine->unpin(knob));
+  status_changed();
+}
+
+std::vector<KnobInfo> Runtime::list_knobs() {
+  if (session_) return session_->knobs->catalogue();
+  // Not tuning: probe without a target (per-task knobs then show what they can).
+  KnobsConfig kc = cfg_.knobs;
+  kc.restore_on_exit = false;
+  KnobManager km(kc, nullptr);
+  return km.catalogue();
+}
+
+std::vector<HistoryEvent> Runtime::history(uint64_t since_seq) { return history_.since(since_seq); }
+
+}  // namespace specact

@@ -1,0 +1,115 @@
+// The tuning daemon's runtime: one single-threaded Boost.Asio loop that closes
+// a measurement window every window_ms, feeds it to the engine, performs the
+// engine's actions (knob writes through the KnobManager gate, agent calls),
+// records every event (stderr line, history.jsonl, D-Bus signal) and serves
+// the ControlSurface. The command metric source runs on its own worker thread
+// (CommandSource) and is only read from the loop.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agents/agent.h"
+#include "common/clock.h"
+#include "common/control.h"
+#include "engine/engine.h"
+#include "runtime/run_config.h"
+
+namespace specact {
+
+class DbusService;
+class SystemdNotifier;
+class KnobManager;
+class LatencySampler;
+class CommandSource;
+class TargetResolver;
+
+// Append-only audit trail: history.jsonl under the state directory plus a
+// bounded in-memory tail for GetHistory.
+class HistoryLog {
+ public:
+  explicit HistoryLog(size_t keep = 10000) : keep_(keep) {}
+  ~HistoryLog();
+  // Opens (creating the directory) <state_dir>/history.jsonl for appending.
+  void open(const std::string& state_dir);
+  const std::string& path() const { return path_; }
+  // Adds "seq" and "time" (UTC, ISO 8601) and writes one line.
+  HistoryEvent append(nlohmann::json data);
+  std::vector<HistoryEvent> since(uint64_t seq) const;
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::string path_;
+  uint64_t seq_ = 0;
+  size_t keep_;
+  std::deque<HistoryEvent> tail_;
+};
+
+class Runtime : public ControlSurface {
+ public:
+  Runtime(RunConfig config, boost::asio::io_context& io);
+  ~Runtime() override;
+
+  // Starts everything and runs the loop until the duration ends, SIGTERM or
+  // SIGINT (or shutdown()). Restores the knobs per the config. Returns the
+  // exit code. Throws ConfigError / TargetError / SamplerError /
+  // AgentConfigError for startup failures (the caller maps them to messages).
+  int run(std::optional<double> duration_s);
+  void shutdown(const std::string& why);
+
+  // ControlSurface.
+  StatusSnapshot status() override;
+  void start() override;
+  void stop() override;
+  void pause() override;
+  void resume() override;
+  void set_mode(const std::string& mode) override;
+  void set_target(const nlohmann::json& target) override;
+  void revert() override;
+  void pin(const std::string& knob, int64_t value) override;
+  void unpin(const std::string& knob) override;
+  std::vector<KnobInfo> list_knobs() override;
+  std::vector<HistoryEvent> history(uint64_t since_seq) override;
+
+  const engine::Engine* engine() const;
+
+ private:
+  struct Session;
+
+  void start_session();
+  void stop_session(const std::string& why);
+  void schedule_tick();
+  void tick();
+  void handle(engine::Output out);
+  void call_agent(AgentRole role, AgentContext ctx);
+  void record(const engine::Event& e);
+  void record_json(nlohmann::json j, const std::string& line, bool info = true);
+  Session& need_session(const char* what);
+  void status_changed();
+  // The D-Bus hook: serves this ControlSurface as org.specact.Daemon1.
+  void start_dbus();
+
+  RunConfig cfg_;
+  boost::asio::io_context& io_;
+  SteadyClock clock_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer window_timer_;
+  boost::asio::steady_timer duration_timer_;
+  std::chrono::steady_clock::time_point next_tick_;
+  std::unique_ptr<Session> session_;
+  HistoryLog history_;
+  std::unique_ptr<DbusService> dbus_;
+  std::unique_ptr<SystemdNotifier> notifier_;
+  int64_t started_ns_ = 0;
+  bool stopping_ = false;
+  nlohmann::json last_window_;
+  StatusSnapshot last_stopped_;  // what status() shows between sessions
+};
+
+}  // namespace specact

@@ -4,12 +4,22 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 
 #include "agents/agent.h"
 #include "sim_kernel.h"
 
 namespace specact::testing {
+
+// The tests talk to 127.0.0.1 only: a proxy from the environment must not
+// intercept them (libcurl honours http_proxy and friends).
+inline const bool kProxiesCleared = [] {
+  for (const char* v :
+       {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"})
+    unsetenv(v);
+  return true;
+}();
 
 inline AgentContext sim_context(AgentRole role, int windows = 4, uint64_t seed = 1) {
   sim::SimKernel k(sim::SimWorkload::mixed(), seed);

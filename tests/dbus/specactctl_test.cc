@@ -1,6 +1,7 @@
 // specactctl against the real D-Bus service on a private bus: output
 // snapshots, exit codes, the policy as seen by an unprivileged user, watch.
 #include <gtest/gtest.h>
+#include <pty.h>
 
 #include <fstream>
 #include <sstream>
@@ -247,6 +248,57 @@ TEST_F(SpecactctlTest, WatchReconnectsWhenTheDaemonRestarts) {
   EXPECT_EQ(p95[0], 500.0);
   EXPECT_EQ(p95[2], 250.0);
   EXPECT_NE(r.err.find("went away"), std::string::npos) << r.err;
+}
+
+TEST_F(SpecactctlTest, WatchDrawsChartOnATerminal) {
+  // specactctl under a pseudo-terminal: it must draw (alternate screen, chart
+  // with axis, config table, move log) and still honour --count.
+  int master = -1;
+  winsize ws{30, 100, 0, 0};
+  pid_t pid = forkpty(&master, nullptr, nullptr, &ws);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_->address().c_str(), 1);
+    setenv("LANG", "C.UTF-8", 1);
+    execl(SPECACTCTL_PATH, SPECACTCTL_PATH, "watch", "--count", "3", nullptr);
+    _exit(127);
+  }
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int n = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 50) > 0) {
+      char buf[4096];
+      ssize_t r = read(master, buf, sizeof buf);
+      if (r <= 0) break;  // EIO once the child has exited
+      out.append(buf, static_cast<size_t>(r));
+    }
+    if (++n % 3 == 0)
+      boost::asio::post(server_->io(), [srv = server_.get(), n] {
+        if (n == 6)
+          srv->surface.add_event({{"type", "applied"},
+                                  {"by", "speculator"},
+                                  {"changes", {{"task.slice_us", {{"from", 3000}, {"to", 100}}}}},
+                                  {"reason", "shorter slices"}});
+        srv->surface.emit_window(n * 100.0);
+      });
+  }
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  close(master);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("\033[?1049h"), std::string::npos) << "alternate screen";
+  EXPECT_NE(out.find("┤"), std::string::npos) << "chart y axis";
+  EXPECT_NE(out.find("└"), std::string::npos) << "chart x axis";
+  EXPECT_NE(out.find("CONFIRMED"), std::string::npos) << "config table";
+  EXPECT_NE(out.find("applied by speculator task.slice_us 3000->100 (shorter slices)"),
+            std::string::npos);
+  EXPECT_NE(out.find("\033[?1049l"), std::string::npos) << "terminal restored";
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #   target     specactd monitor whose target is the switching tasks themselves
 #              (a cgroup v2 the benchmark runs in; forks followed by BPF)
 #   naive      a textbook hash-map runqlat (bpf/naive_runqlat.bpf.c) attached
+#   floor      empty programs on the same tracepoints (bpf/floor_probe.bpf.c):
+#              the cost every tp_btf sampler pays before doing anything
 # and reports, per condition, the median switch rate and the median of the
 # per-round ratios against `none` measured in the same round. Because a shared
 # machine makes whole-benchmark rates noisy, it also reports the BPF programs'
@@ -36,8 +38,8 @@ while (($#)); do
   esac
 done
 specactd=$build/daemon/specactd
-naive=$build/bench/specact-naive-runqlat
-for bin in "$specactd" "$naive"; do
+probe=$build/bench/specact-bench-probe
+for bin in "$specactd" "$probe"; do
   [[ -x $bin ]] || { echo "missing $bin: build first (cmake --build $build)" >&2; exit 1; }
 done
 command -v stress-ng >/dev/null || { echo "stress-ng not installed" >&2; exit 1; }
@@ -94,8 +96,8 @@ start_condition() {  # sets helper_pid and helper_progs
       "$specactd" monitor --pid "$idle" --window-ms 1000 >/dev/null 2>&1 & helper_pid=$! ;;
     target)
       "$specactd" monitor --cgroup "$cg" --window-ms 1000 >/dev/null 2>&1 & helper_pid=$! ;;
-    naive)
-      "$naive" >/dev/null 2>&1 & helper_pid=$! ;;
+    naive|floor)
+      "$probe" "$1" >/dev/null 2>&1 & helper_pid=$! ;;
   esac
   if [[ -n $helper_pid ]]; then
     pids+=("$helper_pid")
@@ -109,7 +111,7 @@ stop_condition() {
   return 0
 }
 
-conditions=(none unrelated target naive)
+conditions=(none floor unrelated target naive)
 declare -A ops ns ratio bpfns
 for ((r = 0; r < rounds; r++)); do
   declare -A round_ops=()

@@ -53,8 +53,16 @@ rm -rf "$work"
 mkdir -p "$work"
 cp -a "$base" "$work/root"
 root="$work/root"
-DESTDIR="$root" cmake --install "$build" --prefix /usr >"$work/install.log" 2>&1 ||
-  { cat "$work/install.log"; fail "cmake --install failed"; }
+if ! DESTDIR="$root" cmake --install "$build" --prefix /usr >"$work/install.log" 2>&1; then
+  # SPECACT_E2E_PARTIAL_INSTALL=1 (development only, never in CI): install just
+  # the parts the service needs when unrelated targets are not built.
+  [[ ${SPECACT_E2E_PARTIAL_INSTALL:-0} == 1 ]] || { cat "$work/install.log"; fail "cmake --install failed"; }
+  echo "WARNING: full cmake --install failed; installing daemon, ctl, systemd, workloads only" >&2
+  for d in daemon ctl systemd tests/workloads; do
+    DESTDIR="$root" cmake -DCMAKE_INSTALL_PREFIX=/usr -P "$build/$d/cmake_install.cmake" >>"$work/install.log" 2>&1 ||
+      { cat "$work/install.log"; fail "install of $d failed"; }
+  done
+fi
 for f in /usr/sbin/specactd /usr/bin/specactctl /lib/systemd/system/specactd.service \
          /usr/share/dbus-1/system.d/org.specact.Daemon1.conf \
          /usr/share/dbus-1/system-services/org.specact.Daemon1.service /etc/specactd/specactd.json; do
@@ -85,7 +93,7 @@ SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 systemd-nspawn --quiet --register=no --keep-un
   --bind="$busdir:/run/dbus" --console=pipe </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
 for _ in $(seq 1 100); do
-  leader=$(ps --ppid "$nspawn_pid" -o pid=,comm= 2>/dev/null | awk '$2 == "systemd" {print $1; exit}')
+  leader=$( (ps --ppid "$nspawn_pid" -o pid=,comm= 2>/dev/null || true) | awk '$2 == "systemd" {print $1; exit}')
   [[ -n $leader ]] && break
   kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/console.log"; fail "systemd-nspawn exited"; }
   sleep 0.2
@@ -141,7 +149,12 @@ for _ in $(seq 1 20); do [[ $(nice_of "$demo_pid") == 7 ]] && break; sleep 0.25;
 [[ $(nice_of "$demo_pid") == 7 ]] || fail "pinned nice not applied (nice is $(nice_of "$demo_pid"))"
 ctl watch --json --count 2 >"$work/watch.jsonl" || fail "specactctl watch --json --count 2 failed"
 [[ $(grep -c '"kind":"window"' "$work/watch.jsonl") == 2 ]] || fail "watch did not stream 2 windows"
+# Informational: how many latency samples the eBPF sampler attributed to the
+# target inside the container (pid namespaces make this differ from the host).
+samples=$(grep -o '"service":{"count":[0-9]*' "$work/watch.jsonl" | grep -o '[0-9]*$' | paste -sd+ | bc 2>/dev/null || echo "?")
+step "watch streamed 2 windows; service samples in them: $samples"
 ctl status | head -4
+in_ct journalctl -u specactd --no-pager -n 15 -o cat | cut -c1-200 || true
 in_ct systemctl stop specactd
 [[ $(in_ct systemctl is-active specactd || true) != active ]] || fail "specactd still active after stop"
 nice_after=$(nice_of "$demo_pid")

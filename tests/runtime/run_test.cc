@@ -1,0 +1,276 @@
+// `specactd run` as a user runs it: against the bundled workload (a periodic
+// 300 us task vs 4 CPU hogs) on the real kernel, with the builtin agents. It
+// must cut the target's service p95 against the untuned first window(s), and
+// put every setting back at the end (duration or SIGTERM).
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "subprocess.h"
+#include "target/target.h"
+#include "test_support.h"
+
+namespace specact {
+namespace {
+
+using nlohmann::json;
+using specact::testing::Subprocess;
+
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+  uint32_t sched_util_min;
+  uint32_t sched_util_max;
+};
+
+struct TaskSettings {
+  int policy = -1;
+  int nice = 0;
+  uint64_t runtime_ns = 0;  // EEVDF slice request
+  bool operator==(const TaskSettings&) const = default;
+};
+
+std::string describe(const TaskSettings& t) {
+  return "policy " + std::to_string(t.policy) + " nice " + std::to_string(t.nice) + " slice " +
+         std::to_string(t.runtime_ns) + " ns";
+}
+
+std::map<pid_t, TaskSettings> task_settings(pid_t pid) {
+  std::map<pid_t, TaskSettings> out;
+  for (pid_t tid : threads_of(pid)) {
+    SchedAttr a{};
+    if (syscall(SYS_sched_getattr, tid, &a, sizeof a, 0) != 0) continue;
+    out[tid] = {static_cast<int>(a.sched_policy), a.sched_nice, a.sched_runtime};
+  }
+  return out;
+}
+
+// The sysctls specactd may manage on this machine.
+std::map<std::string, std::string> sysctls() {
+  std::map<std::string, std::string> out;
+  for (const char* f :
+       {"kernel/sched_autogroup_enabled", "kernel/sched_cfs_bandwidth_slice_us",
+        "kernel/sched_rr_timeslice_ms", "kernel/timer_migration", "kernel/numa_balancing"}) {
+    std::ifstream in(std::string("/proc/sys/") + f);
+    std::string v;
+    if (in >> v) out[f] = v;
+  }
+  return out;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/specact-runtime-test-XXXXXX";
+    path_ = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::vector<json> read_history(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+// Waits for a child while draining its (merged) output so it never blocks on
+// a full pipe. Returns the exit code or -1 on timeout.
+int wait_draining(Subprocess& p, int timeout_ms, std::string& output) {
+  for (int waited = 0; waited < timeout_ms; waited += 100) {
+    std::string line;
+    while (p.read_line(line, 0)) output += line + "\n";
+    int code = p.wait(100);
+    if (code >= 0) {
+      output += p.drain_stdout();
+      return code;
+    }
+  }
+  return -1;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct RunResult {
+  int code = -1;
+  std::string output;
+  std::vector<json> history;
+};
+
+std::string daemon_config(pid_t target, const std::string& state_dir) {
+  json cfg = {{"target", {{"pid", target}}},
+              {"objective", {{"metric", "service_p95"}}},
+              {"window_ms", 1000},
+              {"mode", "speculative"},
+              {"speculator", {{"backend", "builtin"}, {"delay_ms", 300}}},
+              {"actor", {{"backend", "builtin"}, {"delay_ms", 4000}}},
+              {"state_dir", state_dir},
+              {"dbus", {{"enabled", false}}}};
+  return cfg.dump(2);
+}
+
+class RunKernel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    workload_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{SPECACT_WORKLOAD_BIN, "--hogs", "4", "--period-us", "2000",
+                                 "--work-us", "300", "--duration-s", "120"});
+    usleep(500'000);
+    ASSERT_TRUE(workload_->running());
+    tasks_before_ = task_settings(workload_->pid());
+    sysctls_before_ = sysctls();
+    ASSERT_FALSE(tasks_before_.empty());
+  }
+  void TearDown() override {
+    if (workload_) workload_->stop();
+  }
+
+  void expect_restored() {
+    auto tasks_after = task_settings(workload_->pid());
+    for (const auto& [tid, before] : tasks_before_) {
+      auto it = tasks_after.find(tid);
+      if (it == tasks_after.end()) continue;  // thread gone
+      EXPECT_TRUE(it->second == before)
+          << "tid " << tid << ": before " << describe(before) << ", after " << describe(it->second);
+    }
+    EXPECT_EQ(sysctls(), sysctls_before_);
+  }
+
+  std::unique_ptr<Subprocess> workload_;
+  std::map<pid_t, TaskSettings> tasks_before_;
+  std::map<std::string, std::string> sysctls_before_;
+  TempDir dir_;
+};
+
+TEST_F(RunKernel, CutsServiceP95OfTheBundledWorkloadAndRestoresEveryKnob) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  const std::string state = dir_.path() + "/state";
+  const std::string cfg =
+      write_file(dir_.path() + "/config.json", daemon_config(workload_->pid(), state));
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg, "--duration", "20"}, true);
+  std::string output;
+  int code = wait_draining(d, 60'000, output);
+  ASSERT_EQ(code, 0) << output;
+  std::vector<json> h = read_history(state + "/history.jsonl");
+  ASSERT_FALSE(h.empty()) << output;
+
+  // Untuned: clean windows before the first write; tuned: the last 5 clean windows.
+  std::vector<double> untuned, all;
+  bool applied = false;
+  size_t applies = 0;
+  for (const auto& e : h) {
+    if (e["type"] == "applied") {
+      applied = true;
+      ++applies;
+    }
+    if (e["type"] != "window" || e["straddled"].get<bool>() || !e["objective_us"].is_number())
+      continue;
+    if (!applied) untuned.push_back(e["objective_us"].get<double>());
+    all.push_back(e["objective_us"].get<double>());
+  }
+  ASSERT_FALSE(untuned.empty()) << output;
+  ASSERT_GE(all.size(), 8u) << output;
+  std::vector<double> tuned(all.end() - 5, all.end());
+  const double before = median(untuned), after = median(tuned);
+  std::printf("service p95: untuned %.0f us (%zu windows), last 5 windows %.0f us; %zu applies\n",
+              before, untuned.size(), after, applies);
+  EXPECT_GE(applies, 1u);
+  EXPECT_LT(after, 0.5 * before) << output;
+
+  bool restored = false, stopped = false;
+  for (const auto& e : h) {
+    if (e["type"] == "restored") restored = e["ok"].get<bool>();
+    if (e["type"] == "stopped") stopped = true;
+  }
+  EXPECT_TRUE(restored) << output;
+  EXPECT_TRUE(stopped);
+  expect_restored();
+}
+
+TEST_F(RunKernel, SigtermRestoresAndExitsZero) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  const std::string state = dir_.path() + "/state";
+  const std::string cfg =
+      write_file(dir_.path() + "/config.json", daemon_config(workload_->pid(), state));
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg}, true);
+  std::string output;
+  // Long enough for the speculator to have written something.
+  EXPECT_EQ(wait_draining(d, 6000, output), -1) << output;
+  d.signal(SIGTERM);
+  ASSERT_EQ(wait_draining(d, 20'000, output), 0) << output;
+  std::vector<json> h = read_history(state + "/history.jsonl");
+  size_t applies = 0;
+  std::string reason;
+  for (const auto& e : h) {
+    if (e["type"] == "applied") ++applies;
+    if (e["type"] == "stopped") reason = e["reason"];
+  }
+  EXPECT_GE(applies, 1u) << output;
+  EXPECT_EQ(reason, "SIGTERM");
+  expect_restored();
+}
+
+TEST(RunCommand, BadConfigIsAUsageErrorNamingTheKey) {
+  TempDir dir;
+  const std::string cfg = write_file(dir.path() + "/bad.json",
+                                     R"({"target": {"pid": 1}, "safety": {"windows": "two"}})");
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg}, true);
+  std::string output;
+  EXPECT_EQ(wait_draining(d, 10'000, output), 2);
+  EXPECT_NE(output.find("safety.windows: expected an integer"), std::string::npos) << output;
+
+  Subprocess missing({SPECACTD_BIN, "run"}, true);
+  std::string out2;
+  EXPECT_EQ(wait_draining(missing, 10'000, out2), 2);
+  EXPECT_NE(out2.find("--config FILE is required"), std::string::npos) << out2;
+}
+
+TEST(RunCommand, MissingTargetProcessIsARuntimeError) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir dir;
+  // A pid that cannot exist (above pid_max).
+  const std::string cfg = write_file(dir.path() + "/c.json", daemon_config(99999999, dir.path()));
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg, "--duration", "2"}, true);
+  std::string output;
+  EXPECT_EQ(wait_draining(d, 10'000, output), 1);
+  EXPECT_NE(output.find("target"), std::string::npos) << output;
+}
+
+}  // namespace
+}  // namespace specact

@@ -151,9 +151,31 @@ ctl watch --json --count 2 >"$work/watch.jsonl" || fail "specactctl watch --json
 [[ $(grep -c '"kind":"window"' "$work/watch.jsonl") == 2 ]] || fail "watch did not stream 2 windows"
 # Informational: how many latency samples the eBPF sampler attributed to the
 # target inside the container (pid namespaces make this differ from the host).
-samples=$(grep -o '"service":{"count":[0-9]*' "$work/watch.jsonl" | grep -o '[0-9]*$' | paste -sd+ | bc 2>/dev/null || echo "?")
+samples=$(grep -o '"service":{"count":[0-9]*' "$work/watch.jsonl" | awk -F: '{s += $NF} END {print s + 0}' || true)
 step "watch streamed 2 windows; service samples in them: $samples"
 ctl status | head -4
+status_text=$(in_ct systemctl show -p StatusText --value specactd)
+[[ -n $status_text ]] || fail "no sd_notify STATUS= text"
+step "sd_notify STATUS: $status_text"
+
+# A crash: SIGKILL the daemon. ExecStopPost must put the knob back and
+# Restart=on-failure must bring the service back.
+old_pid=$(in_ct systemctl show -p MainPID --value specactd)
+in_ct kill -KILL "$old_pid"
+new_pid=""
+for _ in $(seq 1 40); do
+  new_pid=$(in_ct systemctl show -p MainPID --value specactd)
+  [[ $(in_ct systemctl is-active specactd || true) == active && $new_pid != 0 && $new_pid != "$old_pid" ]] && break
+  sleep 0.25
+done
+[[ $new_pid != 0 && $new_pid != "$old_pid" ]] || fail "specactd was not restarted after SIGKILL"
+[[ $(nice_of "$demo_pid") == "$nice_before" ]] || fail "nice not restored after the crash ($(nice_of "$demo_pid"))"
+step "after SIGKILL: restarted (pid $old_pid -> $new_pid), nice restored to $nice_before"
+# The new instance starts without a target; tune again so stop has work to undo.
+ctl target --unit specact-demo.service >/dev/null || fail "target after restart failed"
+ctl pin task.nice=7 >/dev/null || fail "pin after restart failed"
+for _ in $(seq 1 20); do [[ $(nice_of "$demo_pid") == 7 ]] && break; sleep 0.25; done
+[[ $(nice_of "$demo_pid") == 7 ]] || fail "pinned nice not applied after restart"
 in_ct journalctl -u specactd --no-pager -n 15 -o cat | cut -c1-200 || true
 in_ct systemctl stop specactd
 [[ $(in_ct systemctl is-active specactd || true) != active ]] || fail "specactd still active after stop"

@@ -9,7 +9,7 @@ packages=(
   libboost-dev libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
   nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev googletest
   dbus dbus-daemon stress-ng sysbench gnuplot-nox python3
-  systemd-container debootstrap
+  systemd-container debootstrap procps util-linux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,10 @@
 // Runs tests/e2e/run_e2e.sh: specactd as a real systemd service in a booted
 // systemd-nspawn container (see the script for what it checks).
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "test_support.h"
 

@@ -188,4 +188,12 @@ done
 rc=0; ctl status >/dev/null 2>&1 || rc=$?
 [[ $rc == 3 ]] || fail "specactctl status after stop should exit 3, got $rc"
 step "restored: nice $nice_before, ${#saved_sysctls[@]} global sysctls unchanged; status exits 3"
+
+# Bus activation: a plain call (not specactctl, which never auto-starts) to
+# the stopped daemon starts specactd.service through the activation file.
+busctl --system call org.specact.Daemon1 /org/specact/Daemon1 org.specact.Daemon1 GetStatus \
+  >/dev/null || fail "bus activation call failed"
+[[ $(in_ct systemctl is-active specactd || true) == active ]] || fail "bus activation did not start specactd"
+in_ct systemctl stop specactd
+step "bus activation started specactd.service"
 step "PASS"

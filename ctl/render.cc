@@ -54,7 +54,8 @@ const json* find_knob(const json& knobs, const std::string& name) {
 
 double window_p95(const json& w) {
   if (!w.is_object()) return NAN;
-  if (w.contains("objective_us") && w["objective_us"].is_number()) return w["objective_us"];
+  if (w.contains("objective_us"))
+    return w["objective_us"].is_number() ? w["objective_us"].get<double>() : NAN;
   if (w.contains("command") && w["command"].is_object() && w["command"].contains("p95_us"))
     return num(w["command"], "p95_us", NAN);
   if (w.contains("service") && num(w["service"], "count") > 0)

@@ -65,7 +65,12 @@ double window_p95_us(const nlohmann::json& w) {
     if (!v.is_number()) return std::nullopt;
     return v.get<double>();
   };
-  if (auto v = number_at("/objective_us"_json_pointer)) return *v;
+  // The daemon's own objective wins, including its "none" (null) for a window
+  // that straddles a change or has too few samples.
+  if (w.is_object() && w.contains("objective_us")) {
+    if (auto v = number_at("/objective_us"_json_pointer)) return *v;
+    return std::numeric_limits<double>::quiet_NaN();
+  }
   if (auto v = number_at("/command/p95_us"_json_pointer)) return *v;
   if (auto v = number_at("/service/count"_json_pointer); v && *v > 0)
     if (auto p = number_at("/service/p95_us"_json_pointer)) return *p;

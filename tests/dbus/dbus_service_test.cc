@@ -246,9 +246,17 @@ TEST_F(DbusServiceTest, WindowWithoutObjectiveSignalsNaN) {
   server_->run([&] {
     fake().on_window(json{{"window", 7}, {"service", {{"p95_us", 0.0}, {"count", 0}}}});
   });
-  ASSERT_TRUE(pump_until(*conn_, [&] { return !proxy_->windows.empty(); }));
+  server_->run([&] {
+    // The daemon's "no objective" (straddled window) wins over service.p95_us.
+    fake().on_window(json{
+        {"window", 8}, {"objective_us", nullptr}, {"service", {{"p95_us", 55.0}, {"count", 500}}}});
+    fake().on_window(json{{"window", 9}, {"service", {{"p95_us", 66.0}, {"count", 500}}}});
+  });
+  ASSERT_TRUE(pump_until(*conn_, [&] { return proxy_->windows.size() == 3; }));
   EXPECT_EQ(std::get<0>(proxy_->windows[0]), 7u);
   EXPECT_TRUE(std::isnan(std::get<1>(proxy_->windows[0])));
+  EXPECT_TRUE(std::isnan(std::get<1>(proxy_->windows[1])));
+  EXPECT_DOUBLE_EQ(std::get<1>(proxy_->windows[2]), 66.0);
 }
 
 TEST_F(DbusServiceTest, SecondDaemonCannotOwnTheName) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -201,7 +202,72 @@ std::optional<double> opt_double(const json& j, const char* key) {
   return j.at(key).get<double>();
 }
 
+json evidence_to_json(const std::vector<ConfigEvidence>& all) {
+  json out = json::array();
+  for (const auto& e : all) {
+    out.push_back({{"config", config_to_json(e.config)},
+                   {"windows", e.windows},
+                   {"samples", e.samples},
+                   {"p95_us", e.p95_us},
+                   {"ci95_us", {e.ci_low_us, e.ci_high_us}},
+                   {"throughput", opt_json(e.throughput)},
+                   {"last_window", e.last_window}});
+  }
+  return out;
+}
+
+std::vector<ConfigEvidence> evidence_from_json(const json& all) {
+  if (!all.is_array()) throw std::invalid_argument("state: evidence is not an array");
+  std::vector<ConfigEvidence> out;
+  for (const auto& ej : all) {
+    ConfigEvidence e;
+    e.config = config_from_state(ej.at("config"));
+    e.windows = ej.at("windows").get<uint64_t>();
+    e.samples = ej.at("samples").get<uint64_t>();
+    e.p95_us = ej.at("p95_us").get<double>();
+    const json& ci = ej.at("ci95_us");
+    if (!ci.is_array() || ci.size() != 2) throw std::invalid_argument("state: bad ci95_us");
+    e.ci_low_us = ci[0].get<double>();
+    e.ci_high_us = ci[1].get<double>();
+    e.throughput = opt_double(ej, "throughput");
+    e.last_window = ej.at("last_window").get<uint64_t>();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool usable(const WindowRecord& w, Metric metric) {
+  return !w.straddled && !w.window.low_confidence && objective_us(w.window, metric);
+}
+
 }  // namespace
+
+// Every config's usable windows among the first `end` of the history, pooled.
+static std::vector<ConfigEvidence> pool_by_config(const AgentContext& ctx, size_t end) {
+  std::map<Config, std::vector<const WindowRecord*>> by_config;
+  for (size_t i = 0; i < end && i < ctx.history.size(); ++i)
+    if (usable(ctx.history[i], ctx.metric))
+      by_config[ctx.history[i].config].push_back(&ctx.history[i]);
+  std::vector<ConfigEvidence> out;
+  for (const auto& [config, ws] : by_config) {
+    ConfigEvidence e = pool_evidence(ws, ctx.metric);
+    if (e.windows) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// The engine asks the actor at the end of the first window after its last
+// decision whose config in force has usable evidence: the history up to there
+// is what the pending decision rests on.
+static uint64_t actor_call_prefix(const AgentContext& ctx, size_t since) {
+  std::set<Config> measured;
+  for (size_t i = 0; i < ctx.history.size(); ++i) {
+    const WindowRecord& w = ctx.history[i];
+    if (usable(w, ctx.metric)) measured.insert(w.config);
+    if (i >= since && measured.count(w.config)) return i + 1;
+  }
+  return ctx.history.size();
+}
 
 double ConfigEvidence::rel_se() const {
   if (ci_low_us <= 0 || ci_high_us <= 0) return 1.0;
@@ -278,15 +344,19 @@ PolicyInput digest(const AgentContext& ctx) {
   size_t since = std::min(ctx.since_decision, ctx.history.size());
   in.windows_since_decision = ctx.history.size() - since;
 
-  std::map<Config, std::vector<const WindowRecord*>> by_config;
-  for (const auto& w : ctx.history) {
-    if (w.straddled || w.window.low_confidence) continue;
-    if (!objective_us(w.window, ctx.metric)) continue;
-    by_config[w.config].push_back(&w);
-  }
-  for (const auto& [config, ws] : by_config) {
-    ConfigEvidence e = pool_evidence(ws, ctx.metric);
-    if (e.windows) in.evidence.push_back(std::move(e));
+  in.evidence = pool_by_config(ctx, ctx.history.size());
+  if (ctx.role == AgentRole::Speculator) {
+    // Right after a decision the actor is asked with its decision in force; a
+    // call point under another config means since_decision does not describe
+    // this history, and no view beats a wrong one.
+    uint64_t n = actor_call_prefix(ctx, since);
+    if (n > 0 && ctx.history[n - 1].config == ctx.confirmed) {
+      ActorView v;
+      v.windows = n;
+      v.current = ctx.confirmed;
+      v.evidence = pool_by_config(ctx, n);
+      in.actor_view = std::move(v);
+    }
   }
   size_t first =
       ctx.role == AgentRole::Speculator
@@ -329,30 +399,26 @@ json state_to_json(const PolicyInput& in) {
               {"low_confidence", w.low_confidence}};
     recent.push_back(std::move(j));
   }
-  json evidence = json::array();
-  for (const auto& e : in.evidence) {
-    evidence.push_back({{"config", config_to_json(e.config)},
-                        {"windows", e.windows},
-                        {"samples", e.samples},
-                        {"p95_us", e.p95_us},
-                        {"ci95_us", {e.ci_low_us, e.ci_high_us}},
-                        {"throughput", opt_json(e.throughput)},
-                        {"last_window", e.last_window}});
-  }
-  return {{"role", to_string(in.role)},
-          {"metric", to_string(in.metric)},
-          {"top_k", in.top_k},
-          {"seed", in.seed},
-          {"call_index", in.call_index},
-          {"windows_total", in.windows_total},
-          {"windows_since_decision", in.windows_since_decision},
-          {"knobs", knobs},
-          {"current", config_to_json(in.current)},
-          {"confirmed", config_to_json(in.confirmed)},
-          {"best", config_to_json(in.best)},
-          {"baseline", config_to_json(in.baseline)},
-          {"recent", recent},
-          {"evidence", evidence}};
+  json evidence = evidence_to_json(in.evidence);
+  json j = {{"role", to_string(in.role)},
+            {"metric", to_string(in.metric)},
+            {"top_k", in.top_k},
+            {"seed", in.seed},
+            {"call_index", in.call_index},
+            {"windows_total", in.windows_total},
+            {"windows_since_decision", in.windows_since_decision},
+            {"knobs", knobs},
+            {"current", config_to_json(in.current)},
+            {"confirmed", config_to_json(in.confirmed)},
+            {"best", config_to_json(in.best)},
+            {"baseline", config_to_json(in.baseline)},
+            {"recent", recent},
+            {"evidence", evidence}};
+  if (in.actor_view)
+    j["actor_view"] = {{"windows", in.actor_view->windows},
+                       {"current", config_to_json(in.actor_view->current)},
+                       {"evidence", evidence_to_json(in.actor_view->evidence)}};
+  return j;
 }
 
 PolicyInput state_from_json(const json& j) {
@@ -407,19 +473,14 @@ PolicyInput state_from_json(const json& j) {
       w.low_confidence = wj.at("low_confidence").get<bool>();
       in.recent.push_back(std::move(w));
     }
-    for (const auto& ej : j.at("evidence")) {
-      ConfigEvidence e;
-      e.config = config_from_state(ej.at("config"));
-      e.windows = ej.at("windows").get<uint64_t>();
-      e.samples = ej.at("samples").get<uint64_t>();
-      e.p95_us = ej.at("p95_us").get<double>();
-      const json& ci = ej.at("ci95_us");
-      if (!ci.is_array() || ci.size() != 2) throw std::invalid_argument("state: bad ci95_us");
-      e.ci_low_us = ci[0].get<double>();
-      e.ci_high_us = ci[1].get<double>();
-      e.throughput = opt_double(ej, "throughput");
-      e.last_window = ej.at("last_window").get<uint64_t>();
-      in.evidence.push_back(std::move(e));
+    in.evidence = evidence_from_json(j.at("evidence"));
+    if (j.contains("actor_view") && !j.at("actor_view").is_null()) {
+      const json& vj = j.at("actor_view");
+      ActorView v;
+      v.windows = vj.at("windows").get<uint64_t>();
+      v.current = config_from_state(vj.at("current"));
+      v.evidence = evidence_from_json(vj.at("evidence"));
+      in.actor_view = std::move(v);
     }
     return in;
   } catch (const json::exception& e) {
@@ -427,8 +488,39 @@ PolicyInput state_from_json(const json& j) {
   }
 }
 
+// The actor's rule replayed on what it sees. When its view would not decide
+// yet (it asks for more evidence and is asked again later), the whole evidence
+// is the best guess of the view it will decide on.
+static std::optional<Candidate> predict_actor(const PolicyInput& in) {
+  auto replay = [&](const std::vector<ConfigEvidence>& evidence,
+                    const Config& current) -> std::optional<Candidate> {
+    PolicyInput a = in;
+    a.role = AgentRole::Actor;
+    a.top_k = 1;
+    a.actor_view.reset();
+    a.evidence = evidence;
+    a.current = current;
+    AgentReply r = BuiltinActorPolicy{}.propose(a);
+    if (r.candidates.empty()) return std::nullopt;
+    Candidate c = std::move(r.candidates.front());
+    c.confidence = std::clamp(c.confidence, 0.5, 0.95);
+    c.rationale = "the actor's likely decision: " + c.rationale;
+    return c;
+  };
+  if (in.actor_view) {
+    if (auto c = replay(in.actor_view->evidence, in.actor_view->current)) return c;
+  }
+  return replay(in.evidence, in.confirmed);
+}
+
 AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   AgentReply reply;
+  auto full = [&] { return reply.candidates.size() >= static_cast<size_t>(in.top_k); };
+  auto listed = [&](const Config& c) {
+    for (const auto& x : reply.candidates)
+      if (same_config(in, x.config, c)) return true;
+    return false;
+  };
   // Anchor: the best-measured config among the latest results (and the
   // confirmed one); the fast step is taken from there.
   const ConfigEvidence* anchor = find_evidence(in, in.confirmed);
@@ -439,8 +531,19 @@ AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   Config anchor_config = full_config(in, anchor ? anchor->config : in.current);
   double anchor_p95 = anchor ? anchor->p95_us : INFINITY;
   auto moves = neighbour_moves(in, anchor_config, anchor_p95);
+
+  // The actor's pending decision first, so that it is in force when the actor
+  // answers (a hit); exploration fills the remaining slots.
+  std::optional<Candidate> predicted = predict_actor(in);
+  // Already in force, the prediction means "stay": with one slot, the step is
+  // more useful (staying needs no proposal); with more, it keeps its slot (the
+  // engine skips a proposal equal to the config in force and moves to the
+  // step after it, without trialling yet another one).
+  if (predicted && (in.top_k > 1 || !same_config(in, predicted->config, in.current)))
+    reply.candidates.push_back(*predicted);
   for (const auto& m : moves) {
-    if (reply.candidates.size() >= static_cast<size_t>(in.top_k)) break;
+    if (full()) break;
+    if (listed(m.config)) continue;
     Candidate c;
     c.config = m.config;
     c.confidence = std::clamp(0.55 + 0.15 * m.score - 0.05 * m.level, 0.2, 0.9);
@@ -453,7 +556,7 @@ AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   }
   if (reply.candidates.empty()) {
     Candidate c;
-    c.config = anchor_config;
+    c.config = predicted ? predicted->config : anchor_config;
     c.confidence = 0.7;
     c.rationale = "every neighbour at the finest step is measured: stay at the best config";
     reply.candidates.push_back(std::move(c));

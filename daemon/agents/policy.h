@@ -44,6 +44,16 @@ struct ConfigEvidence {
   double rel_se() const;
 };
 
+// What the actor's pending decision is most likely based on: the history up to
+// the window at whose end the engine asked it (the first window after its last
+// decision under a config with usable evidence). The speculator replays the
+// actor's rule on it to guess that decision.
+struct ActorView {
+  uint64_t windows = 0;  // history windows the view covers (oldest first)
+  Config current;        // in force when the actor was asked
+  std::vector<ConfigEvidence> evidence;
+};
+
 struct PolicyInput {
   AgentRole role = AgentRole::Speculator;
   Metric metric = Metric::ServiceP95;
@@ -56,6 +66,7 @@ struct PolicyInput {
   uint64_t windows_since_decision = 0;   // of which after the actor's last decision
   std::vector<WindowSummary> recent;     // speculator: since the decision; actor: the last few
   std::vector<ConfigEvidence> evidence;  // every config with usable windows, whole history
+  std::optional<ActorView> actor_view;   // speculator only
 };
 
 // Limits of the digest (and so of the prompts).
@@ -72,6 +83,12 @@ PolicyInput state_from_json(const nlohmann::json& j);
 // Evidence statistics for one set of windows of a single config (exposed for tests).
 ConfigEvidence pool_evidence(const std::vector<const WindowRecord*>& windows, Metric metric);
 
+// Speculator: predicts the actor first, explores second. Candidate 1 is the
+// actor's own rule replayed on the evidence the actor is deciding from (its
+// view; the whole evidence when that view would not decide yet), so a right
+// guess is confirmed as a hit; the other candidates are the most promising
+// pattern-search steps around the best recent config. When the predicted
+// decision is already in force, exploring comes first (staying is implicit).
 class BuiltinSpeculatorPolicy {
  public:
   AgentReply propose(const AgentContext& ctx) const { return propose(digest(ctx)); }

@@ -1,0 +1,204 @@
+// A copy of tests/engine/sim_driver.h (owned by the engine suite), so the
+// agents suite can measure the builtin agents through the engine's public API
+// without depending on another suite's test files.
+//
+// Drives the engine in virtual time against the simulated kernel: windows are
+// measured by tests/sim, agents answer after a configurable virtual latency,
+// applies take effect in the simulated machine the moment they are emitted (a
+// window in which the config changes is measured piecewise and merged, as the
+// real sampler would see it).
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "engine/engine.h"
+#include "sim_kernel.h"
+
+namespace specact::agents_test {
+
+using namespace specact::engine;
+
+using Policy = std::function<AgentReply(const AgentContext&)>;
+
+struct AppliedRecord {
+  uint64_t window = 0;  // windows completed when it was emitted
+  ApplyAction action;
+};
+
+struct CallRecord {
+  uint64_t window = 0;
+  AgentRole role;
+  AgentContext context;
+};
+
+class SimDriver {
+ public:
+  static constexpr int64_t kWindowNs = 1'000'000'000;
+
+  SimDriver(EngineOptions opts, sim::SimWorkload workload, uint64_t seed = 7,
+            std::vector<KnobInfo> knobs = sim::catalogue())
+      : kernel_(workload, seed),
+        engine_(opts, clock_, knobs, baseline_of(knobs)),
+        machine_(engine_.baseline()) {}
+
+  static Config baseline_of(const std::vector<KnobInfo>& knobs) {
+    Config c;
+    for (const auto& k : knobs)
+      if (k.current) c[k.name] = *k.current;
+    return c;
+  }
+
+  Engine& engine() { return engine_; }
+  sim::SimKernel& kernel() { return kernel_; }
+  ManualClock& clock() { return clock_; }
+  const Config& machine() const { return machine_; }
+
+  Policy speculator, actor;
+  double speculator_latency_windows = 0.5;
+  double actor_latency_windows = 10.3;
+  uint64_t speculator_tokens_per_call = 600;
+  uint64_t actor_tokens_per_call = 2400;
+
+  std::vector<Event> events;
+  std::vector<AppliedRecord> applies;
+  std::vector<CallRecord> calls;
+  std::vector<double> true_p95;  // per window: true p95 of the config in force at its end
+  std::vector<Config> in_force;  // per window: machine config at its end
+  uint64_t cancels = 0;
+
+  // Runs `n` windows.
+  void run(int n) {
+    for (int i = 0; i < n; ++i) step();
+  }
+
+  void step() {
+    const int64_t start = clock_.now_ns();
+    const int64_t end = start + kWindowNs;
+    int64_t cursor = start;
+    Window merged;
+    merged.start_ns = start;
+    merged.end_ns = end;
+    bool any = false;
+    for (;;) {
+      // The next agent reply due inside this window, if any.
+      int idx = -1;
+      for (int r = 0; r < 2; ++r)
+        if (pending_[r] && pending_[r]->first <= end &&
+            (idx < 0 || pending_[r]->first < pending_[idx]->first))
+          idx = r;
+      if (idx < 0) break;
+      int64_t due = std::max(pending_[idx]->first, cursor);
+      if (due > cursor) {
+        merge(merged, kernel_.measure(machine_, cursor, due - cursor), any);
+        cursor = due;
+      }
+      clock_.set_ns(due);
+      AgentReply reply = std::move(pending_[idx]->second);
+      pending_[idx].reset();
+      execute(engine_.on_agent_reply(idx == 0 ? AgentRole::Speculator : AgentRole::Actor, reply));
+    }
+    if (end > cursor) merge(merged, kernel_.measure(machine_, cursor, end - cursor), any);
+    clock_.set_ns(end);
+    merged.index = ++windows_;
+    merged.runq = LatencySummary::from(merged.runq_hist);
+    merged.service = LatencySummary::from(merged.service_hist);
+    merged.low_confidence = merged.service.count < kernel_.workload().min_samples;
+    if (kernel_.workload().command_metric && merged.service.count) {
+      merged.command_p95_us = merged.service.p95_us;
+      merged.command_throughput =
+          merged.oncpu_ms / (kWindowNs / 1e9) / (kernel_.workload().work_us / 1e3);
+    }
+    true_p95.push_back(kernel_.true_p95_us(machine_));
+    in_force.push_back(machine_);
+    execute(engine_.on_window(merged));
+  }
+
+  void execute(Output out) {
+    for (auto& e : out.events) events.push_back(e);
+    for (auto& a : out.actions) {
+      if (auto* ap = std::get_if<ApplyAction>(&a)) {
+        applies.push_back({windows_, *ap});
+        machine_ = ap->config;
+        execute(engine_.on_apply_outcome({ap->config, {}, ""}));
+      } else if (auto* call = std::get_if<CallAgentAction>(&a)) {
+        calls.push_back({windows_, call->role, call->context});
+        const bool spec = call->role == AgentRole::Speculator;
+        Policy& p = spec ? speculator : actor;
+        AgentReply reply = p ? p(call->context) : AgentReply{};
+        reply.usage.prompt_tokens =
+            (spec ? speculator_tokens_per_call : actor_tokens_per_call) * 3 / 4;
+        reply.usage.completion_tokens =
+            (spec ? speculator_tokens_per_call : actor_tokens_per_call) / 4;
+        double lat = spec ? speculator_latency_windows : actor_latency_windows;
+        pending_[spec ? 0 : 1] = {clock_.now_ns() + static_cast<int64_t>(lat * kWindowNs),
+                                  std::move(reply)};
+      } else if (auto* c = std::get_if<CancelAgentAction>(&a)) {
+        pending_[c->role == AgentRole::Speculator ? 0 : 1].reset();
+        ++cancels;
+      }
+    }
+  }
+
+  void command(Output out) { execute(std::move(out)); }
+
+  size_t count(const std::string& type) const {
+    return static_cast<size_t>(std::count_if(events.begin(), events.end(),
+                                             [&](const Event& e) { return e.type == type; }));
+  }
+  size_t calls_of(AgentRole r) const {
+    return static_cast<size_t>(std::count_if(calls.begin(), calls.end(),
+                                             [&](const CallRecord& c) { return c.role == r; }));
+  }
+  // First window (1-based) whose config in force has a true p95 within `tol` of
+  // `target_us`; 0 when never.
+  uint64_t first_within(double target_us, double tol = 0.10) const {
+    for (size_t i = 0; i < true_p95.size(); ++i)
+      if (true_p95[i] <= target_us * (1 + tol)) return i + 1;
+    return 0;
+  }
+  // First window from which every later window's config is within `tol`; 0 when never.
+  uint64_t settled_within(double target_us, double tol = 0.10) const {
+    uint64_t first = 0;
+    for (size_t i = 0; i < true_p95.size(); ++i) {
+      if (true_p95[i] <= target_us * (1 + tol)) {
+        if (!first) first = i + 1;
+      } else {
+        first = 0;
+      }
+    }
+    return first;
+  }
+
+ private:
+  static void merge(Window& into, const Window& part, bool& any) {
+    into.runq_hist.merge(part.runq_hist);
+    into.service_hist.merge(part.service_hist);
+    into.nvcsw += part.nvcsw;
+    into.nivcsw += part.nivcsw;
+    into.migrations += part.migrations;
+    into.oncpu_ms += part.oncpu_ms;
+    any = true;
+  }
+
+  ManualClock clock_;
+  sim::SimKernel kernel_;
+  Engine engine_;
+  Config machine_;
+  uint64_t windows_ = 0;
+  std::optional<std::pair<int64_t, AgentReply>> pending_[2];
+};
+
+// A reply with the given candidates (best first).
+inline AgentReply reply_with(std::vector<Config> configs, double confidence = 0.8,
+                             std::string why = "scripted") {
+  AgentReply r;
+  for (auto& c : configs) r.candidates.push_back({std::move(c), confidence, why});
+  return r;
+}
+
+}  // namespace specact::agents_test

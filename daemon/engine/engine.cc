@@ -386,9 +386,15 @@ void Engine::attribute(Output& out, const Window& w) {
 void Engine::safety_check(Output& out, const Window& w, bool clean) {
   if (!applies_enabled()) return;
   if (provisional_ && current_ != confirmed_) {
-    if (!clean || w.low_confidence) return;  // pool or wait: no verdict on thin evidence
+    if (!clean) return;
     Estimate ref = evidence_.estimate(confirmed_);
     std::optional<double> v = objective_us(w, opts_.metric);
+    if (w.low_confidence) {
+      // Thin window: judge the provisional config on its pooled evidence, or wait.
+      Estimate mine = evidence_.estimate(current_);
+      if (!mine.confident) return;
+      v = mine.p95_us;
+    }
     std::optional<double> tp = throughput_of(w, opts_.metric);
     bool worse = false;
     std::string why;

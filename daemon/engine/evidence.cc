@@ -83,7 +83,8 @@ Estimate ConfigEvidence::estimate(const EvidenceOptions& o) const {
     const double lo = pooled_.percentile_ns(qlo) / 1e3;
     const double hi = pooled_.percentile_ns(qhi) / 1e3;
     hw_pool = std::max(e.p95_us - lo, hi - e.p95_us);
-    e.confident = pooled_.count() >= o.min_samples && k >= 1;
+    // Low-confidence windows pool into this too: enough of them together count.
+    e.confident = pooled_.count() >= o.min_samples;
   } else if (k) {
     e.p95_us = mean;
     e.confident = true;

@@ -472,6 +472,54 @@ TEST(Engine, HistoryIsBounded) {
   for (const auto& c : d.calls) EXPECT_LE(c.context.history.size(), 20u);
 }
 
+TEST(Engine, ThroughputGuardRevertsAStarvingProvisional) {
+  EngineOptions o = base_options();
+  o.safety_margin = 10;       // latency alone would never trigger
+  o.throughput_floor = 0.95;  // nice 19 leaves the simulated task 90 % of its CPU
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    Config c = ctx.current;
+    c[sim::kNice] = 19;
+    return n++ ? AgentReply{} : reply_with({c});
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(8);
+  ASSERT_EQ(d.count("reverted"), 1u);
+  EXPECT_EQ(d.machine().at(sim::kNice), 0);
+  bool mentions_throughput = false;
+  for (const auto& e : d.events)
+    if (e.type == "reverted")
+      mentions_throughput =
+          e.fields["reason"].get<std::string>().find("throughput") != std::string::npos;
+  EXPECT_TRUE(mentions_throughput);
+}
+
+TEST(Engine, LowConfidenceWindowsArePooledBeforeDeciding) {
+  sim::SimWorkload w = sim::SimWorkload::periodic_vs_hogs();
+  w.requests_per_s = 30;  // below the 50-sample confidence threshold in every window
+  EngineOptions o = base_options();
+  SimDriver d(o, w);
+  d.speculator = propose_slice(3000);  // a regression, were it judged on thin evidence
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(12);
+  ASSERT_FALSE(d.calls.empty());
+  // One window has ~30 samples: no call until two windows are pooled.
+  EXPECT_GE(d.calls.front().window, 2u);
+  for (const auto& rec : d.engine().history()) EXPECT_TRUE(rec.window.low_confidence);
+  // Thin windows are judged on pooled evidence only: the regression is reverted,
+  // but not before the provisional config has pooled enough samples.
+  ASSERT_FALSE(d.applies.empty());
+  const uint64_t applied_at = d.applies.front().window;
+  ASSERT_GE(d.count("reverted"), 1u);
+  uint64_t reverted_at = 0;
+  for (const auto& a : d.applies)
+    if (a.action.who == "safety" && !reverted_at) reverted_at = a.window;
+  EXPECT_GE(reverted_at, applied_at + 1 + 2);
+}
+
 TEST(Engine, EventsSerializeWithStableFields) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
   d.speculator = propose_slice(100);

@@ -245,3 +245,66 @@ TEST(BuiltinPolicies, EnumKnobsMoveByOneIndexAndStayInRange) {
   r = BuiltinActorPolicy{}.propose(loop.ctx);
   EXPECT_TRUE(r.ok());
 }
+
+// The speculator's first candidate is the actor's decision on the evidence the
+// actor was asked with (right after its last decision), not on what the
+// speculator measured since; the rest explore.
+TEST(BuiltinSpeculator, FirstCandidateIsTheActorsPendingDecision) {
+  Loop loop(SimWorkload::mixed(), 3);
+  loop.measure(3);
+  Config good = loop.ctx.current;
+  good[kSlice] = 700;
+  loop.ctx.current = good;
+  loop.measure(3);
+  // The actor decided `good` here; it is asked again after one window of it.
+  loop.ctx.confirmed = good;
+  loop.ctx.since_decision = loop.ctx.history.size();
+  loop.measure(1);
+  AgentContext asked = loop.ctx;
+  asked.role = AgentRole::Actor;
+  AgentReply actor = BuiltinActorPolicy{}.propose(asked);
+  ASSERT_FALSE(actor.candidates.empty());
+  const Config expected = actor.candidates[0].config;
+  ASSERT_NE(expected, good);  // the actor explores a neighbour of `good`
+  // While it thinks, the speculator measures that neighbour and another one.
+  loop.ctx.current = expected;
+  loop.measure(2);
+  Config other = good;
+  other[kSlice] = 175;
+  if (other == expected) other[kSlice] = 2800;
+  loop.ctx.current = other;
+  loop.measure(2);
+  loop.ctx.role = AgentRole::Speculator;
+  loop.ctx.top_k = 3;
+  PolicyInput in = digest(loop.ctx);
+  ASSERT_TRUE(in.actor_view);
+  EXPECT_EQ(in.actor_view->windows, asked.history.size());
+  AgentReply r = BuiltinSpeculatorPolicy{}.propose(in);
+  ASSERT_EQ(r.candidates.size(), 3u);
+  EXPECT_EQ(r.candidates[0].config, expected);
+  for (size_t i = 1; i < r.candidates.size(); ++i) EXPECT_NE(r.candidates[i].config, expected);
+  // The view survives the JSON state block (LLM prompts, test server).
+  PolicyInput back = state_from_json(nlohmann::json::parse(state_to_json(in).dump()));
+  EXPECT_EQ(reply_to_json(BuiltinSpeculatorPolicy{}.propose(back)), reply_to_json(r));
+}
+
+// A since_decision whose window is not under the confirmed config does not
+// describe the history: no view, the speculator replays on all evidence.
+TEST(BuiltinSpeculator, NoActorViewWhenSinceDecisionDoesNotFit) {
+  Loop loop(SimWorkload::mixed(), 4);
+  loop.measure(2);
+  loop.ctx.current[kSlice] = 700;
+  loop.measure(2);
+  loop.ctx.confirmed = loop.ctx.current;
+  loop.ctx.current[kSlice] = 175;
+  loop.measure(2);
+  loop.ctx.since_decision = 1;  // a window of the baseline, not of the confirmed config
+  loop.ctx.role = AgentRole::Speculator;
+  EXPECT_FALSE(digest(loop.ctx).actor_view);
+  loop.ctx.since_decision = 2;
+  PolicyInput in = digest(loop.ctx);
+  ASSERT_TRUE(in.actor_view);
+  EXPECT_EQ(in.actor_view->windows, 3u);
+  loop.ctx.role = AgentRole::Actor;
+  EXPECT_FALSE(digest(loop.ctx).actor_view);
+}

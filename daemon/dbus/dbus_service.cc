@@ -236,38 +236,17 @@ uint64_t monotonic_usec() {
 class DbusServiceImpl final : public DbusService {
  public:
   DbusServiceImpl(ControlSurface& surface, asio::io_context& io, const DbusOptions& options)
-      : surface_(surface), io_(io), socket_(io), timer_(io), alive_(std::make_shared<bool>(true)) {
-    try {
-      conn_ = options.bus_address.empty()
-                  ? sdbus::createSystemBusConnection()
-                  : sdbus::createSessionBusConnectionWithAddress(options.bus_address);
-    } catch (const sdbus::Error& e) {
-      throw DbusError("cannot connect to the " +
-                      (options.bus_address.empty() ? std::string("system bus")
-                                                   : "bus at " + options.bus_address) +
-                      ": " + e.getMessage());
-    }
-    object_ = std::make_unique<Daemon1Object>(*conn_, surface_, options.version,
-                                              [this] { on_state_changed(); });
-    try {
-      conn_->requestName(options.bus_name);
-    } catch (const sdbus::Error& e) {
-      throw DbusError("cannot own the bus name " + options.bus_name +
-                      " (is another specactd running, or is the bus policy "
-                      "org.specact.Daemon1.conf not installed?): " +
-                      e.getMessage());
-    }
-    name_ = options.bus_name;
-    object_->remember_properties();
-
+      : surface_(surface),
+        io_(io),
+        options_(options),
+        socket_(io),
+        timer_(io),
+        reconnect_timer_(io),
+        alive_(std::make_shared<bool>(true)) {
+    connect();
     surface_.on_window = [this](const json& w) { on_window(w); };
     surface_.on_event = [this](const HistoryEvent& e) { on_event(e); };
     surface_.on_status_changed = [this] { on_state_changed(); };
-
-    // Not owned: sd-bus closes its own socket; release() before destruction.
-    socket_.assign(conn_->getEventLoopPollData().fd);
-    // requestName was a synchronous round trip that may have queued messages.
-    post_process();
   }
 
   ~DbusServiceImpl() override { shutdown(); }
@@ -283,22 +262,85 @@ class DbusServiceImpl final : public DbusService {
     surface_.on_window = nullptr;
     surface_.on_event = nullptr;
     surface_.on_status_changed = nullptr;
-    boost::system::error_code ec;
-    timer_.cancel();
-    socket_.cancel(ec);
-    socket_.release();
-    try {
-      object_.reset();
-      if (!name_.empty()) conn_->releaseName(name_);
-    } catch (const std::exception& e) {
-      log::debug(std::string("D-Bus shutdown: ") + e.what());
-    }
-    conn_.reset();
+    reconnect_timer_.cancel();
+    disconnect(/*release_name=*/true);
   }
 
  private:
+  // Connects, registers the object and owns the name; throws DbusError.
+  void connect() {
+    const DbusOptions& o = options_;
+    try {
+      conn_ = o.bus_address.empty() ? sdbus::createSystemBusConnection()
+                                    : sdbus::createSessionBusConnectionWithAddress(o.bus_address);
+    } catch (const sdbus::Error& e) {
+      throw DbusError(
+          "cannot connect to the " +
+          (o.bus_address.empty() ? std::string("system bus") : "bus at " + o.bus_address) + ": " +
+          e.getMessage());
+    }
+    object_ = std::make_unique<Daemon1Object>(*conn_, surface_, o.version,
+                                              [this] { on_state_changed(); });
+    try {
+      conn_->requestName(o.bus_name);
+    } catch (const sdbus::Error& e) {
+      object_.reset();
+      conn_.reset();
+      throw DbusError("cannot own the bus name " + o.bus_name +
+                      " (is another specactd running, or is the bus policy "
+                      "org.specact.Daemon1.conf not installed?): " +
+                      e.getMessage());
+    }
+    name_ = o.bus_name;
+    object_->remember_properties();
+    // Not owned: sd-bus closes its own socket; release() before it does.
+    socket_.assign(conn_->getEventLoopPollData().fd);
+    // requestName was a synchronous round trip that may have queued messages.
+    post_process();
+  }
+
+  void disconnect(bool release_name) {
+    ++generation_;  // handlers of the old connection become no-ops
+    read_armed_ = write_armed_ = process_posted_ = false;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.cancel(ec);
+    if (socket_.is_open()) socket_.release();
+    try {
+      object_.reset();
+      if (release_name && conn_ && !name_.empty()) conn_->releaseName(name_);
+    } catch (const std::exception& e) {
+      log::debug(std::string("D-Bus disconnect: ") + e.what());
+    }
+    name_.clear();
+    conn_.reset();
+  }
+
+  // The bus went away (dbus restarted, socket closed): keep the daemon
+  // running and try to serve again every 2 s.
+  void connection_lost(const std::string& why) {
+    log::error("D-Bus connection lost (" + why + "); reconnecting every 2 s");
+    disconnect(/*release_name=*/false);
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() {
+    reconnect_timer_.expires_after(std::chrono::seconds(2));
+    reconnect_timer_.async_wait(
+        [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+          if (ec || alive.expired() || !*alive.lock() || stopped_) return;
+          try {
+            connect();
+            log::info("D-Bus: serving " + options_.bus_name + " again as " + unique_name());
+          } catch (const DbusError& e) {
+            log::debug(std::string("D-Bus reconnect failed: ") + e.what());
+            schedule_reconnect();
+          }
+        });
+  }
+
   void on_window(const json& w) {
-    if (stopped_) return;
+    if (stopped_ || !object_) return;
     try {
       uint64_t index = 0;
       if (w.is_object() && w.contains("window") && w["window"].is_number_integer() &&
@@ -313,7 +355,7 @@ class DbusServiceImpl final : public DbusService {
   }
 
   void on_event(const HistoryEvent& e) {
-    if (stopped_) return;
+    if (stopped_ || !object_) return;
     try {
       json j = event_to_json(e);
       std::string type = j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>()
@@ -326,7 +368,7 @@ class DbusServiceImpl final : public DbusService {
   }
 
   void on_state_changed() {
-    if (stopped_) return;
+    if (stopped_ || !object_) return;
     try {
       object_->emit_changed_properties();
     } catch (const std::exception& e) {
@@ -340,10 +382,10 @@ class DbusServiceImpl final : public DbusService {
   void kick() { post_process(); }
 
   void post_process() {
-    if (process_posted_) return;
+    if (process_posted_ || !conn_) return;
     process_posted_ = true;
-    asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
-      if (alive.expired() || !*alive.lock()) return;
+    asio::post(io_, [this, gen = generation_, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.expired() || !*alive.lock() || gen != generation_) return;
       process_posted_ = false;
       process();
     });
@@ -353,7 +395,7 @@ class DbusServiceImpl final : public DbusService {
   // sd-bus asks for: readable, writable if it has queued output, and its
   // timeout (method-call timeouts, authentication).
   void process() {
-    if (stopped_) return;
+    if (stopped_ || !conn_) return;
     try {
       object_->invalidate();
       // Bounded so a flood of calls cannot starve the engine's handlers.
@@ -367,18 +409,21 @@ class DbusServiceImpl final : public DbusService {
       object_->invalidate();
       arm(conn_->getEventLoopPollData());
     } catch (const sdbus::Error& e) {
-      log::error("D-Bus connection failed, no longer serving: " + e.getMessage());
-      shutdown();
+      connection_lost(e.getMessage());
     }
   }
 
   void arm(const sdbus::IConnection::PollData& pd) {
     auto alive = std::weak_ptr<bool>(alive_);
+    auto gen = generation_;
+    auto stale = [this, alive, gen] {
+      return alive.expired() || !*alive.lock() || gen != generation_;
+    };
     if ((pd.events & POLLIN) && !read_armed_) {
       read_armed_ = true;
       socket_.async_wait(asio::posix::stream_descriptor::wait_read,
-                         [this, alive](const boost::system::error_code& ec) {
-                           if (alive.expired() || !*alive.lock()) return;
+                         [this, stale](const boost::system::error_code& ec) {
+                           if (stale()) return;
                            read_armed_ = false;
                            if (ec == asio::error::operation_aborted) return;
                            process();
@@ -387,8 +432,8 @@ class DbusServiceImpl final : public DbusService {
     if ((pd.events & POLLOUT) && !write_armed_) {
       write_armed_ = true;
       socket_.async_wait(asio::posix::stream_descriptor::wait_write,
-                         [this, alive](const boost::system::error_code& ec) {
-                           if (alive.expired() || !*alive.lock()) return;
+                         [this, stale](const boost::system::error_code& ec) {
+                           if (stale()) return;
                            write_armed_ = false;
                            if (ec == asio::error::operation_aborted) return;
                            process();
@@ -398,8 +443,8 @@ class DbusServiceImpl final : public DbusService {
       uint64_t now = monotonic_usec();
       auto delay = std::chrono::microseconds(pd.timeout_usec > now ? pd.timeout_usec - now : 0);
       timer_.expires_after(delay);
-      timer_.async_wait([this, alive](const boost::system::error_code& ec) {
-        if (alive.expired() || !*alive.lock()) return;
+      timer_.async_wait([this, stale](const boost::system::error_code& ec) {
+        if (stale()) return;
         if (ec == asio::error::operation_aborted) return;
         process();
       });
@@ -410,12 +455,15 @@ class DbusServiceImpl final : public DbusService {
 
   ControlSurface& surface_;
   asio::io_context& io_;
+  DbusOptions options_;
   std::unique_ptr<sdbus::IConnection> conn_;
   std::unique_ptr<Daemon1Object> object_;
   std::string name_;
   asio::posix::stream_descriptor socket_;
   asio::steady_timer timer_;
+  asio::steady_timer reconnect_timer_;
   std::shared_ptr<bool> alive_;
+  uint64_t generation_ = 0;
   bool read_armed_ = false;
   bool write_armed_ = false;
   bool process_posted_ = false;

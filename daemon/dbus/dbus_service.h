@@ -11,6 +11,9 @@
 //   ... io.run() ...
 //   dbus.reset();                               // before `surface` dies
 //
+// If the bus connection breaks (dbus restarted), the service logs it and
+// reconnects every 2 s, re-owning the name; the daemon keeps running.
+//
 // start_dbus_service installs surface.on_window / on_event / on_status_changed;
 // the runtime calls them on the loop thread whenever a window closes, an
 // engine event is recorded, or anything in status() changes (state, mode,

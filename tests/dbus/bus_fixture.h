@@ -70,6 +70,22 @@ class PrivateBus {
         << SPECACT_POLICY_FILE << R"(</include>
 </busconfig>
 )";
+    conf_ = conf;
+    spawn();
+    // Without the server guid, so clients (and the service) can reconnect to a
+    // restarted daemon at the same path.
+    address_ = "unix:path=" + dir_ + "/system_bus_socket";
+  }
+  // Kills the bus and starts a new one at the same socket path.
+  void restart() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    unlink((dir_ + "/system_bus_socket").c_str());
+    spawn();
+  }
+  void spawn() {
+    const std::string& conf = conf_;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
@@ -94,7 +110,6 @@ class PrivateBus {
     }
     close(fds[0]);
     if (out.find('\n') == std::string::npos) throw std::runtime_error("dbus-daemon did not start");
-    address_ = out.substr(0, out.find('\n'));
   }
   ~PrivateBus() {
     if (pid_ > 0) {
@@ -109,6 +124,7 @@ class PrivateBus {
 
  private:
   std::string dir_;
+  std::string conf_;
   std::string address_;
   pid_t pid_ = -1;
 };

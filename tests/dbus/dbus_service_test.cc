@@ -303,5 +303,29 @@ TEST_F(DbusServiceTest, ShutdownReleasesTheNameAndHooks) {
   EXPECT_EQ(proxy_->State(), "stopped");
 }
 
+TEST_F(DbusServiceTest, ServiceReconnectsWhenTheBusRestarts) {
+  proxy_.reset();
+  conn_.reset();
+  bus_->restart();  // the service's connection breaks; it must serve again
+  std::string state;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (state.empty() && std::chrono::steady_clock::now() < deadline) {
+    try {
+      auto c = sdbus::createSessionBusConnectionWithAddress(bus_->address());
+      TestProxy p(*c);
+      state = p.State();
+    } catch (const sdbus::Error&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  EXPECT_EQ(state, "stopped");
+  // And it still emits: a window reaches a new subscriber.
+  conn_ = sdbus::createSessionBusConnectionWithAddress(bus_->address());
+  proxy_ = std::make_unique<TestProxy>(*conn_);
+  server_->run([&] { fake().emit_window(123.0); });
+  ASSERT_TRUE(pump_until(*conn_, [&] { return !proxy_->windows.empty(); }));
+  EXPECT_DOUBLE_EQ(std::get<1>(proxy_->windows[0]), 123.0);
+}
+
 }  // namespace
 }  // namespace specact::testing

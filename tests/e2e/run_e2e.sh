@@ -35,9 +35,16 @@ cleanup() {
   if [[ -n $nspawn_pid ]] && kill -0 "$nspawn_pid" 2>/dev/null; then
     kill -TERM "$nspawn_pid"
     for _ in $(seq 1 40); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$nspawn_pid" 2>/dev/null && kill -KILL "$nspawn_pid"
+    if kill -0 "$nspawn_pid" 2>/dev/null; then
+      # SIGKILL of the container's init takes its whole pid namespace with it;
+      # killing only nspawn would orphan the container's processes.
+      [[ -n $leader ]] && kill -KILL "$leader" 2>/dev/null
+      sleep 0.5
+      kill -KILL "$nspawn_pid" 2>/dev/null
+    fi
     wait "$nspawn_pid" 2>/dev/null
   fi
+  [[ -n $leader ]] && kill -0 "$leader" 2>/dev/null && kill -KILL "$leader"
   # Belt and braces: global sysctls are shared with the host; put back any
   # the daemon failed to restore (the test has already failed then).
   for kv in "${saved_sysctls[@]}"; do

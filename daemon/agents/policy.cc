@@ -20,6 +20,10 @@ constexpr double kPriorWeight = 2.0;
 constexpr double kZ95 = 1.96;
 // An undecided comparison is worth at most this many windows of the config in force.
 constexpr uint64_t kMaxWindowsToWait = 6;
+// Windows between two calls of an actor that answers "more evidence": its
+// latency (the paper's 10-15 s actor, 1 s windows) plus the window it is
+// asked at. Only used to guess which view a pending decision rests on.
+constexpr uint64_t kAssumedActorWindows = 11;
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
@@ -269,6 +273,16 @@ static uint64_t actor_call_prefix(const AgentContext& ctx, size_t since) {
   return ctx.history.size();
 }
 
+// Whether the builtin actor, asked at the end of history window n-1, would
+// ask for more evidence.
+static bool actor_waits(const AgentContext& ctx, uint64_t n) {
+  AgentContext asked = ctx;
+  asked.role = AgentRole::Actor;
+  asked.history.resize(n);
+  asked.current = asked.history.back().config;
+  return BuiltinActorPolicy{}.propose(asked).wants_more_evidence;
+}
+
 double ConfigEvidence::rel_se() const {
   if (ci_low_us <= 0 || ci_high_us <= 0) return 1.0;
   return std::log(ci_high_us / ci_low_us) / (2 * kZ95);
@@ -351,9 +365,13 @@ PolicyInput digest(const AgentContext& ctx) {
     // this history, and no view beats a wrong one.
     uint64_t n = actor_call_prefix(ctx, since);
     if (n > 0 && ctx.history[n - 1].config == ctx.confirmed) {
+      // An actor that asks for more evidence is asked again when it answers:
+      // the pending decision then rests on a later view.
+      while (n + kAssumedActorWindows <= ctx.history.size() && actor_waits(ctx, n))
+        n += kAssumedActorWindows;
       ActorView v;
       v.windows = n;
-      v.current = ctx.confirmed;
+      v.current = ctx.history[n - 1].config;
       v.evidence = pool_by_config(ctx, n);
       in.actor_view = std::move(v);
     }

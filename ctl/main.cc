@@ -436,7 +436,9 @@ class Watcher {
         seeded_ = true;
         json events = parse_reply(client.daemon().GetHistory(0, 200), "history");
         for (const auto& e : events) {
-          if (e.value("type", "") == "window") continue;
+          std::string t = e.value("type", "");
+          if (t == "window" || t == "agent_called" || t == "agent_waiting" || t == "trial_skipped")
+            continue;
           add_log(e.value("time", std::string()), describe_event(e, knobs_));
         }
       }
@@ -495,7 +497,10 @@ class Watcher {
                 << std::flush;
       return;
     }
-    if (type == "window") return;  // drawn from WindowMeasured
+    // Windows are drawn from WindowMeasured; agent bookkeeping is not a move.
+    if (type == "window" || type == "agent_called" || type == "agent_waiting" ||
+        type == "trial_skipped")
+      return;
     std::string line = describe_event(e.is_discarded() ? json{{"type", type}} : e, knobs_);
     add_log(e.is_discarded() ? std::string() : e.value("time", std::string()), line);
     if (!tty_) std::cout << "event " << seq << "  " << line << "\n" << std::flush;

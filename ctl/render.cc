@@ -218,6 +218,9 @@ std::string render_knobs(const json& knobs) {
 }
 
 std::string describe_event(const json& e, const json& knobs) {
+  // The engine writes one line for people per event; prefer it.
+  if (e.contains("summary") && e["summary"].is_string() && !e["summary"].get<std::string>().empty())
+    return e["summary"].get<std::string>();
   std::ostringstream o;
   std::string type = str(e, "type", "event");
   o << type;

@@ -212,6 +212,9 @@ TEST_F(SpecactctlTest, WatchPlainLinesWhenNotATerminal) {
         srv->surface.add_event({{"type", "applied"},
                                 {"by", "speculator"},
                                 {"changes", {{"task.policy", {{"from", 0}, {"to", 2}}}}}});
+        srv->surface.add_event({{"type", "agent_called"}, {"summary", "bookkeeping"}});
+        srv->surface.add_event(
+            {{"type", "confirmed"}, {"summary", "actor confirmed task.policy=idle (hit)"}});
         srv->surface.emit_window(777.0);
       });
   });
@@ -220,6 +223,8 @@ TEST_F(SpecactctlTest, WatchPlainLinesWhenNotATerminal) {
   EXPECT_NE(r.out.find("p95 777 us"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("applied by speculator task.policy other->idle"), std::string::npos)
       << r.out;
+  EXPECT_NE(r.out.find("actor confirmed task.policy=idle (hit)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("bookkeeping"), std::string::npos) << "agent bookkeeping is not a knob move";
   EXPECT_EQ(r.out.find("\033["), std::string::npos) << "no terminal escapes in plain mode";
 }
 

@@ -197,3 +197,33 @@ int BPF_PROG(sa_fork, struct task_struct *parent, struct task_struct *child) {
     st->forks_followed++;
   return 0;
 }
+
+// Set by user space when it runs in a pid namespace other than the initial
+// one (a container): the namespace's inode number.
+const volatile __u32 pidns_inum = 0;
+
+// Task iterator, run on demand by user space in a container: prints one
+// "<global tgid> <tgid in our pid namespace>" line per thread-group leader
+// visible in our namespace, so the target set (which the sched events compare
+// against task->tgid, the global tgid) can be translated once per refresh,
+// off the hot path.
+SEC("iter/task")
+int sa_pidns_map(struct bpf_iter__task *ctx) {
+  struct seq_file *seq = ctx->meta->seq;
+  struct task_struct *task = ctx->task;
+  if (!task || task->pid != task->tgid)
+    return 0;
+  struct pid *pid = BPF_CORE_READ(task, thread_pid);
+  unsigned int level = BPF_CORE_READ(pid, level);
+  for (unsigned int i = 0; i < 8; i++) {  // pid namespaces nest at most 32 deep; 8 is plenty
+    if (i > level)
+      break;
+    struct upid up = {};
+    bpf_core_read(&up, sizeof(up), &pid->numbers[i]);
+    if (BPF_CORE_READ(up.ns, ns.inum) == pidns_inum) {
+      BPF_SEQ_PRINTF(seq, "%u %u\n", task->tgid, up.nr);
+      break;
+    }
+  }
+  return 0;
+}

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -46,10 +48,21 @@ std::string load_error_sentence(int err) {
 
 constexpr size_t kStatsWords = sizeof(specact_cpu_stats) / sizeof(uint64_t);
 
+// The initial pid namespace's inode number (PROC_PID_INIT_INO): anything
+// else means we run in a container, where pids differ from the kernel's.
+constexpr uint64_t kInitPidNsInode = 0xEFFFFFFCu;
+
+uint64_t own_pidns_inode() {
+  struct stat st {};
+  if (stat("/proc/self/ns/pid", &st) != 0) return kInitPidNsInode;
+  return st.st_ino;
+}
+
 }  // namespace
 
 struct LatencySampler::Impl {
   sampler_bpf* skel = nullptr;
+  bpf_link* pidns_iter = nullptr;  // only in a non-initial pid namespace
   int ncpus = 0;
   std::set<uint32_t> tgids;      // what user space last put into the target set
   std::vector<uint64_t> prev;    // cumulative sums at the last window close
@@ -59,7 +72,27 @@ struct LatencySampler::Impl {
   bool started = false;
 
   ~Impl() {
+    if (pidns_iter) bpf_link__destroy(pidns_iter);
     if (skel) sampler_bpf__destroy(skel);  // detaches every program
+  }
+
+  // Our namespace's tgids -> the kernel's global tgids, from the task iterator.
+  std::map<uint32_t, uint32_t> global_tgids() {
+    std::map<uint32_t, uint32_t> out;
+    int fd = bpf_iter_create(bpf_link__fd(pidns_iter));
+    if (fd < 0) return out;
+    std::string text;
+    char buf[8192];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    close(fd);
+    unsigned global = 0, local = 0;
+    for (size_t pos = 0; pos < text.size();) {
+      size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos) nl = text.size();
+      if (std::sscanf(text.c_str() + pos, "%u %u", &global, &local) == 2) out[local] = global;
+      pos = nl + 1;
+    }
+    return out;
   }
 
   std::vector<uint64_t> read_totals() {
@@ -89,7 +122,18 @@ LatencySampler::LatencySampler(const TargetResolver& target)
   impl_->skel = sampler_bpf__open();
   if (!impl_->skel) throw SamplerError(load_error_sentence(errno));
   impl_->skel->rodata->follow_forks = target.follows_forks();
+  uint64_t pidns = own_pidns_inode();
+  impl_->skel->rodata->pidns_inum = static_cast<uint32_t>(pidns);
+  bpf_program__set_autoattach(impl_->skel->progs.sa_pidns_map, false);
   if (int err = sampler_bpf__load(impl_->skel)) throw SamplerError(load_error_sentence(err));
+  if (pidns != kInitPidNsInode) {
+    // In a container the sched events see global tgids; translate ours.
+    impl_->pidns_iter = bpf_program__attach_iter(impl_->skel->progs.sa_pidns_map, nullptr);
+    if (!impl_->pidns_iter)
+      throw SamplerError("cannot map this pid namespace's pids to the kernel's (task iterator: " +
+                         std::string(strerror(errno)) + ")");
+    log::info("running in a pid namespace: target pids are translated to global tgids");
+  }
   refresh_targets();
   if (int err = sampler_bpf__attach(impl_->skel))
     throw SamplerError("attaching the BPF sampler to sched tracepoints failed: " +
@@ -100,7 +144,15 @@ LatencySampler::~LatencySampler() = default;
 
 size_t LatencySampler::refresh_targets() {
   std::vector<pid_t> procs = target_.processes();
-  std::set<uint32_t> wanted(procs.begin(), procs.end());
+  std::set<uint32_t> wanted;
+  if (impl_->pidns_iter) {
+    auto global = impl_->global_tgids();
+    for (pid_t p : procs)
+      if (auto it = global.find(static_cast<uint32_t>(p)); it != global.end())
+        wanted.insert(it->second);
+  } else {
+    wanted.insert(procs.begin(), procs.end());
+  }
   int fd = bpf_map__fd(impl_->skel->maps.target_tgids);
   uint8_t one = 1;
   // Add before setting bloom bits and clear bits after deleting, so a task

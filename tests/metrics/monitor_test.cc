@@ -161,3 +161,19 @@ TEST(Monitor, HelpDescribesEveryOption) {
                           "--json", "--command", "Exit status"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
+
+// In a container (another pid namespace) the sched events see global tgids;
+// the sampler translates the target's pids, so a target is still measured.
+TEST(Monitor, WorksInsideAPidNamespace) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  std::string script = std::string(WORKLOAD_BIN) +
+                       " --hogs 0 --period-us 1000 --work-us 50 --duration-s 4 >/dev/null & "
+                       "sleep 0.3; exec " +
+                       SPECACTD_BIN + " monitor --pid $! --windows 2 --json";
+  Subprocess ns({"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", script});
+  std::string line, last;
+  for (int i = 0; i < 2 && ns.read_line(line, 8000); ++i) last = line;
+  ASSERT_FALSE(last.empty()) << ns.drain_stderr();
+  EXPECT_GT(json::parse(last)["service"]["count"].get<int>(), 300) << last;
+  EXPECT_EQ(ns.wait(8000), 0);
+}

@@ -383,35 +383,49 @@ void Engine::attribute(Output& out, const Window& w) {
   out.events.push_back(event("window", std::move(f), std::move(s)));
 }
 
+std::string Engine::starvation(const Window& w, const Estimate& ref) const {
+  // Starvation shows in throughput and in how often the target runs at all;
+  // neither needs a stable p95 (a starved target yields few, terrible samples).
+  std::string why;
+  char buf[160];
+  std::optional<double> tp = throughput_of(w, opts_.metric);
+  if (tp && baseline_tp_ && *baseline_tp_ > 0 && *tp < opts_.throughput_floor * *baseline_tp_) {
+    std::snprintf(buf, sizeof buf, "throughput %.3g < %.2f x baseline %.3g", *tp,
+                  opts_.throughput_floor, *baseline_tp_);
+    why = buf;
+  }
+  if (opts_.metric != Metric::CommandP95 && ref.confident && ref.windows > 0) {
+    const double per_window = static_cast<double>(ref.samples) / ref.windows;
+    const uint64_t n = opts_.metric == Metric::RunqP95 ? w.runq.count : w.service.count;
+    if (per_window >= 40 && static_cast<double>(n) < 0.25 * per_window) {
+      std::snprintf(buf, sizeof buf,
+                    "only %llu samples vs ~%.0f per window: the target barely runs",
+                    static_cast<unsigned long long>(n), per_window);
+      why += (why.empty() ? "" : ", ") + std::string(buf);
+    }
+  }
+  return why;
+}
+
 void Engine::safety_check(Output& out, const Window& w, bool clean) {
-  if (!applies_enabled()) return;
+  if (!applies_enabled() || !clean) return;
   if (provisional_ && current_ != confirmed_) {
-    if (!clean) return;
     Estimate ref = evidence_.estimate(confirmed_);
-    std::optional<double> v = objective_us(w, opts_.metric);
-    if (w.low_confidence) {
-      // Thin window: judge the provisional config on its pooled evidence, or wait.
-      Estimate mine = evidence_.estimate(current_);
-      if (!mine.confident) return;
+    std::string why = starvation(w, ref);
+    // Latency: this window's p95 if it is stable, else the pooled one, else none.
+    std::optional<double> v;
+    if (!w.low_confidence) {
+      v = objective_us(w, opts_.metric);
+    } else if (Estimate mine = evidence_.estimate(current_); mine.confident) {
       v = mine.p95_us;
     }
-    std::optional<double> tp = throughput_of(w, opts_.metric);
-    bool worse = false;
-    std::string why;
     // Noise is handled by requiring N consecutive windows, so one unlucky window
     // never reverts a good guess.
-    if (ref.confident && v && *v > ref.p95_us * (1 + opts_.safety_margin)) {
-      worse = true;
-      why = "p95 " + fmt_us(*v) + " vs confirmed " + fmt_us(ref.p95_us);
-    }
-    if (tp && baseline_tp_ && *tp < opts_.throughput_floor * *baseline_tp_) {
-      worse = true;
-      if (!why.empty()) why += ", ";
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "throughput %.3g < %.2f x baseline %.3g", *tp,
-                    opts_.throughput_floor, *baseline_tp_);
-      why += buf;
-    }
+    if (ref.confident && v && *v > ref.p95_us * (1 + opts_.safety_margin))
+      why += (why.empty() ? "" : ", ") + std::string("p95 ") + fmt_us(*v) + " vs confirmed " +
+             fmt_us(ref.p95_us);
+    const bool worse = !why.empty();
+    if (!worse && !v) return;  // thin evidence and nothing alarming: wait
     strikes_ = worse ? strikes_ + 1 : 0;
     if (strikes_ < opts_.safety_windows) return;
     Config bad = current_;
@@ -431,30 +445,34 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
                                "safety reverted provisional " + describe_config(bad) + ": " + why));
     return;
   }
-  // Throughput guard on the confirmed config too: a confirmed config that
-  // starves the target is a constraint violation, not a matter of taste.
-  if (confirmed_ != baseline_ && clean) {
-    Estimate e = evidence_.estimate(confirmed_);
-    if (e.confident && e.windows >= opts_.safety_windows && !feasible(e)) {
-      Config fallback = best();
-      if (fallback == confirmed_) fallback = baseline_;
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "throughput %.3g < %.2f x baseline %.3g",
-                    e.throughput.value_or(0), opts_.throughput_floor, baseline_tp_.value_or(0));
-      Config bad = confirmed_;
-      apply(out, fallback, ApplyKind::Revert, "safety", std::string("throughput guard: ") + buf,
-            w.end_ns);
-      confirmed_ = current_;
-      out.events.push_back(event("reverted",
-                                 {{"who", "safety"},
-                                  {"reason", std::string("throughput guard: ") + buf},
-                                  {"provisional", nullptr},
-                                  {"was", config_to_json(bad)},
-                                  {"config", config_to_json(confirmed_)},
-                                  {"miss", false}},
-                                 "throughput guard reverted " + describe_config(bad)));
-    }
+  // The guard holds for confirmed configs too: one that starves the target is a
+  // constraint violation, not a matter of taste, whoever chose it.
+  if (current_ == baseline_) {
+    confirmed_strikes_ = 0;
+    return;
   }
+  std::string why = starvation(w, evidence_.estimate(baseline_));
+  confirmed_strikes_ = why.empty() ? 0 : confirmed_strikes_ + 1;
+  if (confirmed_strikes_ < opts_.safety_windows) return;
+  confirmed_strikes_ = 0;
+  Config fallback = best();
+  if (fallback == current_ || !starvation(w, evidence_.estimate(fallback)).empty())
+    fallback = baseline_;
+  for (const auto& [k, v] : pins_) fallback[k] = v;
+  Config bad = current_;
+  apply(out, fallback, ApplyKind::Revert, "safety", "guard: " + why, w.end_ns);
+  confirmed_ = current_;
+  provisional_ = false;
+  clear_trials();
+  out.events.push_back(
+      event("reverted",
+            {{"who", "safety"},
+             {"reason", why},
+             {"provisional", nullptr},
+             {"was", config_to_json(bad)},
+             {"config", config_to_json(confirmed_)},
+             {"miss", false}},
+            "safety reverted confirmed " + describe_change(bad, confirmed_) + ": " + why));
 }
 
 void Engine::drift_check(Output& out, const Window& w, bool clean) {

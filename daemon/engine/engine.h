@@ -204,6 +204,7 @@ class Engine {
 
   void attribute(Output& out, const Window& w);
   void safety_check(Output& out, const Window& w, bool clean);
+  std::string starvation(const Window& w, const Estimate& ref) const;
   void drift_check(Output& out, const Window& w, bool clean);
   void run_trials(Output& out, int64_t at_ns);
   void maybe_call(Output& out, AgentRole r);
@@ -253,6 +254,7 @@ class Engine {
 
   // Safety envelope.
   int strikes_ = 0;
+  int confirmed_strikes_ = 0;  // guard strikes against the confirmed config
 
   // Convergence and drift.
   int stable_decisions_ = 0;

@@ -496,6 +496,25 @@ TEST(Engine, ThroughputGuardRevertsAStarvingProvisional) {
   EXPECT_TRUE(mentions_throughput);
 }
 
+TEST(Engine, GuardRevertsAConfirmedConfigThatStarvesTheTarget) {
+  EngineOptions o = base_options();
+  o.mode = Mode::ActorOnly;
+  o.throughput_floor = 0.95;  // nice 19 leaves the simulated task 90 % of its CPU
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.actor = [&](const AgentContext& ctx) {
+    Config c = ctx.current;
+    c[sim::kNice] = 19;
+    if (n++) return never_answers_usefully()(ctx);
+    return reply_with({c});
+  };
+  d.actor_latency_windows = 1.2;
+  d.run(8);
+  ASSERT_EQ(d.count("reverted"), 1u);
+  EXPECT_EQ(d.machine().at(sim::kNice), 0);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kNice), 0);
+}
+
 TEST(Engine, LowConfidenceWindowsArePooledBeforeDeciding) {
   sim::SimWorkload w = sim::SimWorkload::periodic_vs_hogs();
   w.requests_per_s = 30;  // below the 50-sample confidence threshold in every window

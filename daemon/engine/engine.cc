@@ -459,6 +459,7 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
   if (fallback == current_ || !starvation(w, evidence_.estimate(fallback)).empty())
     fallback = baseline_;
   for (const auto& [k, v] : pins_) fallback[k] = v;
+  if (fallback == current_) return;  // the pins themselves are the problem: the user's call
   Config bad = current_;
   apply(out, fallback, ApplyKind::Revert, "safety", "guard: " + why, w.end_ns);
   confirmed_ = current_;

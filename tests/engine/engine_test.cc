@@ -515,6 +515,52 @@ TEST(Engine, GuardRevertsAConfirmedConfigThatStarvesTheTarget) {
   EXPECT_EQ(d.engine().confirmed().at(sim::kNice), 0);
 }
 
+// Hand-made windows: a provisional config that starves the target leaves only
+// a handful of (terrible) samples per window, too few for a stable p95. The
+// envelope must still revert it within N windows.
+Window make_window(uint64_t index, int64_t start_ns, uint64_t samples, uint64_t latency_ns,
+                   double oncpu_ms) {
+  Window w;
+  w.index = index;
+  w.start_ns = start_ns;
+  w.end_ns = start_ns + SimDriver::kWindowNs;
+  for (uint64_t i = 0; i < samples; ++i) w.service_hist.record(latency_ns + i * 1000);
+  w.service = LatencySummary::from(w.service_hist);
+  w.runq = w.service;
+  w.runq_hist = w.service_hist;
+  w.oncpu_ms = oncpu_ms;
+  w.low_confidence = samples < 20;
+  return w;
+}
+
+TEST(Engine, StarvingProvisionalIsRevertedWithoutAStableP95) {
+  ManualClock clock;
+  EngineOptions o = base_options();
+  o.safety_windows = 2;
+  Engine e(o, clock, sim::catalogue(), SimDriver::baseline_of(sim::catalogue()));
+  int64_t t = 0;
+  auto next = [&](uint64_t i, uint64_t n, uint64_t lat, double cpu) {
+    Window w = make_window(i, t, n, lat, cpu);
+    t += SimDriver::kWindowNs;
+    clock.set_ns(t);
+    return e.on_window(w);
+  };
+  Output out = next(1, 500, 5'000'000, 150);
+  ASSERT_TRUE(e.busy(AgentRole::Speculator));
+  clock.set_ns(t + SimDriver::kWindowNs / 2);
+  Config starving = e.current();
+  starving[sim::kNice] = 19;
+  out = e.on_agent_reply(AgentRole::Speculator, reply_with({starving}));
+  ASSERT_TRUE(e.provisional());
+  next(2, 300, 5'000'000, 100);  // straddled
+  out = next(3, 8, 900'000'000, 2);
+  EXPECT_TRUE(e.provisional());
+  out = next(4, 6, 900'000'000, 2);
+  EXPECT_FALSE(e.provisional());
+  EXPECT_EQ(e.current(), e.baseline());
+  EXPECT_EQ(e.misses(), 1u);
+}
+
 TEST(Engine, LowConfidenceWindowsArePooledBeforeDeciding) {
   sim::SimWorkload w = sim::SimWorkload::periodic_vs_hogs();
   w.requests_per_s = 30;  // below the 50-sample confidence threshold in every window

@@ -268,17 +268,17 @@ AgentContext Engine::make_context(AgentRole r) const {
   ctx.best = best();
   ctx.baseline = baseline_;
   // Only this epoch's windows: older ones describe a workload that is gone.
-  std::vector<const WindowRecord*> recs;
+  std::vector<size_t> recs;  // indices into history_ (a deque: no pointer arithmetic)
   for (size_t i = 0; i < history_.size(); ++i) {
     uint64_t number = history_dropped_ + i + 1;
-    if (number > epoch_start_) recs.push_back(&history_[i]);
+    if (number > epoch_start_) recs.push_back(i);
   }
   size_t skip =
       recs.size() > opts_.context_history_limit ? recs.size() - opts_.context_history_limit : 0;
   size_t since = 0;
   for (size_t i = skip; i < recs.size(); ++i) {
-    ctx.history.push_back(*recs[i]);
-    uint64_t number = history_dropped_ + static_cast<uint64_t>(recs[i] - &history_[0]) + 1;
+    ctx.history.push_back(history_[recs[i]]);
+    uint64_t number = history_dropped_ + recs[i] + 1;
     if (number <= decision_window_) since = ctx.history.size();
   }
   ctx.since_decision = since;

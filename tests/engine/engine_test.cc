@@ -206,6 +206,21 @@ TEST(Engine, ActorDecisionCancelsInFlightSpeculatorAndRestartsItsContext) {
   for (const auto& c : d.calls)
     if (c.role == AgentRole::Speculator && c.context.since_decision > 0) saw_restart = true;
   EXPECT_TRUE(saw_restart);
+  // since_decision indexes the first window after the decision: windows 1..W
+  // came before a decision taken during window W+1.
+  uint64_t decided_at = 0;
+  for (const auto& a : d.applies)
+    if (a.action.who == "actor" && !decided_at) decided_at = a.window;
+  ASSERT_GT(decided_at, 0u);
+  bool checked = false;
+  for (const auto& c : d.calls) {
+    if (c.role != AgentRole::Speculator || c.window <= decided_at || checked) continue;
+    ASSERT_EQ(c.context.since_decision, decided_at);
+    ASSERT_LT(c.context.since_decision, c.context.history.size());
+    EXPECT_EQ(c.context.history[c.context.since_decision - 1].window.index, decided_at);
+    checked = true;
+  }
+  EXPECT_TRUE(checked);
 }
 
 TEST(Engine, TopKTrialsRunWhileActorThinksAndBestIsKept) {

@@ -763,7 +763,8 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     m.last_write_ns[name] = now;
     if (failure.empty()) {
       r.status = KnobResult::Status::Applied;
-      log::info("knobs: " + name + " = " + format_knob_value(p.def->info, p.value) +
+      // The runtime logs each decision once at info; this per-write line is detail.
+      log::debug("knobs: " + name + " = " + format_knob_value(p.def->info, p.value) +
                 (r.clamped ? " (clamped from " + std::to_string(r.requested) + ")" : "") +
                 (r.read_back && *r.read_back != p.value
                      ? " (kernel reads back " + std::to_string(*r.read_back) + ")"

@@ -446,6 +446,8 @@ void Runtime::record(const engine::Event& e) {
 }
 
 void Runtime::record_json(json j, const std::string& line, bool info) {
+  // The one line for people travels with the event (history, D-Bus, watch).
+  if (!line.empty() && !j.contains("summary")) j["summary"] = line;
   HistoryEvent ev = history_.append(std::move(j));
   if (!line.empty()) (info ? log::info(line) : log::debug(line));
   if (on_event) on_event(ev);

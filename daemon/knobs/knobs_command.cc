@@ -71,16 +71,29 @@ Exit status: 0 everything restored (or nothing to do), 1 something could not
 be restored or the journal was unusable, 2 usage error.
 )";
 
-bool load_config(const std::string& path, nlohmann::json* out, const char* cmd) {
+// Reads the daemon config's knob settings: the "knobs" section, whose
+// state_dir defaults to the top-level "state_dir" (as `specactd run` does), and
+// the target. Prints one line and returns false on error.
+bool load_knobs_config(const std::string& path, const char* cmd, KnobsConfig* cfg,
+                       nlohmann::json* whole) {
   std::ifstream in(path);
   if (!in) {
     std::fprintf(stderr, "specactd %s: cannot open config %s\n", cmd, path.c_str());
     return false;
   }
   try {
-    *out = nlohmann::json::parse(in);
+    *whole = nlohmann::json::parse(in);
+    const nlohmann::json& j = *whole;
+    if (j.is_object() && j.contains("knobs")) *cfg = KnobsConfig::from_json(j["knobs"]);
+    bool knobs_dir = j.is_object() && j.contains("knobs") && j["knobs"].is_object() &&
+                     j["knobs"].contains("state_dir");
+    if (!knobs_dir && j.is_object() && j.contains("state_dir") && j["state_dir"].is_string())
+      cfg->state_dir = j["state_dir"].get<std::string>();
   } catch (const nlohmann::json::parse_error& e) {
     std::fprintf(stderr, "specactd %s: %s is not valid JSON: %s\n", cmd, path.c_str(), e.what());
+    return false;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "specactd %s: %s: %s\n", cmd, path.c_str(), e.what());
     return false;
   }
   return true;
@@ -153,10 +166,9 @@ int cmd_knobs(int argc, char** argv) {
   std::optional<TargetSpec> spec;
   if (!config_path.empty()) {
     nlohmann::json j;
-    if (!load_config(config_path, &j, "knobs")) return 1;
+    if (!load_knobs_config(config_path, "knobs", &cfg, &j)) return 1;
     try {
-      if (j.is_object() && j.contains("knobs")) cfg = KnobsConfig::from_json(j["knobs"]);
-      if (j.is_object() && j.contains("target") && pids.empty())
+      if (j.is_object() && j.contains("target") && !j["target"].is_null() && pids.empty())
         spec = TargetSpec::from_json(j["target"]);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "specactd knobs: %s: %s\n", config_path.c_str(), e.what());
@@ -260,12 +272,25 @@ int cmd_restore(int argc, char** argv) {
   KnobsConfig cfg;
   if (!config_path.empty()) {
     nlohmann::json j;
-    if (!load_config(config_path, &j, "restore")) return 1;
-    try {
-      if (j.is_object() && j.contains("knobs")) cfg = KnobsConfig::from_json(j["knobs"]);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "specactd restore: %s: %s\n", config_path.c_str(), e.what());
+    if (!load_knobs_config(config_path, "restore", &cfg, &j)) {
+      // Restoring matters more than the config: use the defaults, and say so.
+      std::fprintf(stderr, "specactd restore: restoring from the default state directory %s\n",
+                   KnobsConfig{}.state_dir.c_str());
+      cfg = KnobsConfig{};
+      if (!state_dir.empty()) cfg.state_dir = state_dir;
+      RestoreReport r = restore_from_journal(cfg.state_dir, force);
+      std::fputs(r.to_text().c_str(), stderr);
       return 1;
+    }
+    // The unit runs `restore --config` after every stop. A clean stop of a
+    // daemon configured to keep its settings (knobs.restore_on_exit: false)
+    // keeps them; after a crash or a watchdog kill, everything is restored.
+    const char* result = std::getenv("SERVICE_RESULT");
+    if (!cfg.restore_on_exit && !force && result && std::string(result) == "success") {
+      std::fprintf(stderr,
+                   "specactd restore: keeping the settings (knobs.restore_on_exit is false and "
+                   "the service stopped cleanly); run without --config to restore them\n");
+      return 0;
     }
   }
   if (!state_dir.empty()) cfg.state_dir = state_dir;

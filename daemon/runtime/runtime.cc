@@ -345,6 +345,9 @@ void Runtime::tick() {
     } else {
       w.command_error = "no command result completed in this window";
     }
+    // With the command metric the command's figure is the evidence: a CPU-bound
+    // target that rarely blocks has few eBPF samples, which must not matter.
+    if (cfg_.metric == Metric::CommandP95) w.low_confidence = !w.command_p95_us.has_value();
   }
   engine::Output out = s.engine->on_window(w);
   // The window hook for D-Bus: window_to_json plus what the engine made of it.

@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "agents/policy.h"
-#include "engine_sim_driver.h"
+#include "sim_driver.h"
 
 namespace specact::agents_test {
+using namespace specact::engine;
+using namespace specact::engine::testing;
 namespace {
 
 constexpr double kActorLatency = 10.3;

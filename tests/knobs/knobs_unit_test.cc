@@ -712,3 +712,53 @@ TEST(KnobsConfigJson, ExtraSysctlIsManagedWithItsRange) {
 
 }  // namespace
 }  // namespace specact
+
+namespace specact {
+namespace {
+
+int run_cli(const std::string& cmd, std::string* out) {
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// The unit's ExecStopPost runs `restore --config`: the journal is found through
+// the config's top-level state_dir, and a clean stop (SERVICE_RESULT=success)
+// of a daemon told to keep its settings keeps them; anything else restores.
+TEST(KnobsCli, RestoreWithConfigHonoursStateDirAndKeepPolicy) {
+  Fake f;
+  {
+    KnobsConfig c = f.config();
+    c.restore_on_exit = false;
+    KnobManager m(c, nullptr);
+    ASSERT_EQ(only(m.apply({{"sysctl.kernel.sched_autogroup_enabled", 0}}, "test")).status,
+              KnobResult::Status::Applied);
+  }
+  std::string sysctl = f.sys + "/kernel/sched_autogroup_enabled";
+  ASSERT_EQ(read_text(sysctl), "0");
+  std::string cfg = f.dir / "daemon.json";
+  write_text(cfg, nlohmann::json({{"state_dir", f.state},
+                                  {"knobs", {{"restore_on_exit", false}, {"sys_root", f.sys}}}})
+                      .dump());
+  std::string out;
+  EXPECT_EQ(run_cli("SERVICE_RESULT=success " + std::string(KNOBS_CLI) + " restore --config " +
+                        cfg + " 2>&1",
+                    &out),
+            0);
+  EXPECT_NE(out.find("keeping the settings"), std::string::npos) << out;
+  EXPECT_EQ(read_text(sysctl), "0");
+  EXPECT_EQ(run_cli("SERVICE_RESULT=watchdog " + std::string(KNOBS_CLI) + " restore --config " +
+                        cfg + " 2>&1",
+                    &out),
+            0)
+      << out;
+  EXPECT_EQ(read_text(sysctl), "1");
+}
+
+}  // namespace
+}  // namespace specact

@@ -1,7 +1,4 @@
-// A copy of tests/engine/sim_driver.h (owned by the engine suite), so the
-// agents suite can measure the builtin agents through the engine's public API
-// without depending on another suite's test files.
-//
+// Shared by the engine and agents suites (both drive the real engine here).
 // Drives the engine in virtual time against the simulated kernel: windows are
 // measured by tests/sim, agents answer after a configurable virtual latency,
 // applies take effect in the simulated machine the moment they are emitted (a
@@ -19,9 +16,7 @@
 #include "engine/engine.h"
 #include "sim_kernel.h"
 
-namespace specact::agents_test {
-
-using namespace specact::engine;
+namespace specact::engine::testing {
 
 using Policy = std::function<AgentReply(const AgentContext&)>;
 
@@ -201,4 +196,4 @@ inline AgentReply reply_with(std::vector<Config> configs, double confidence = 0.
   return r;
 }
 
-}  // namespace specact::agents_test
+}  // namespace specact::engine::testing

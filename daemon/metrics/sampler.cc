@@ -65,6 +65,7 @@ struct LatencySampler::Impl {
   bpf_link* pidns_iter = nullptr;  // only in a non-initial pid namespace
   int ncpus = 0;
   std::set<uint32_t> tgids;      // what user space last put into the target set
+  std::set<uint32_t> unwanted;   // in the map but not found by the last scan (cgroup/unit)
   std::vector<uint64_t> prev;    // cumulative sums at the last window close
   std::vector<uint64_t> percpu;  // scratch for the per-CPU map read
   int64_t window_start_ns = 0;
@@ -155,24 +156,50 @@ size_t LatencySampler::refresh_targets() {
   }
   int fd = bpf_map__fd(impl_->skel->maps.target_tgids);
   uint8_t one = 1;
-  // Add before setting bloom bits and clear bits after deleting, so a task
-  // that stays a target is never missed in between.
   for (uint32_t tgid : wanted)
     if (!impl_->tgids.count(tgid)) bpf_map_update_elem(fd, &tgid, &one, BPF_ANY);
+  // Entries nobody wants any more, including children the BPF fork hook added
+  // that have since exited, would fill the hash over a long run. An entry is
+  // dropped when it was unwanted at two refreshes in a row: a child forked
+  // after this scan is never dropped before the next scan can see it.
+  std::set<uint32_t> in_map, unwanted;
+  uint32_t key = 0, next = 0;
+  for (uint32_t* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    key = next;
+    in_map.insert(key);
+  }
+  for (uint32_t tgid : in_map) {
+    if (wanted.count(tgid)) continue;
+    if (impl_->unwanted.count(tgid) || !target_.follows_forks()) {
+      bpf_map_delete_elem(fd, &tgid);
+    } else {
+      unwanted.insert(tgid);
+    }
+  }
+  impl_->unwanted = std::move(unwanted);
+  // The bloom covers exactly what stays in the map. Set new bits before
+  // clearing old ones, so a task that stays a target is never missed.
   std::vector<uint64_t> bloom(SPECACT_TARGET_BLOOM_BITS / 64, 0);
-  for (uint32_t tgid : wanted) {
+  auto add_bit = [&](uint32_t tgid) {
     uint32_t bit = tgid & (SPECACT_TARGET_BLOOM_BITS - 1);
     bloom[bit >> 6] |= uint64_t{1} << (bit & 63);
-  }
+  };
+  for (uint32_t tgid : wanted) add_bit(tgid);
+  for (uint32_t tgid : impl_->unwanted) add_bit(tgid);
   auto* live = impl_->skel->bss->target_bloom;
   for (size_t i = 0; i < bloom.size(); ++i) __atomic_fetch_or(&live[i], bloom[i], __ATOMIC_RELAXED);
-  for (uint32_t tgid : impl_->tgids)
-    if (!wanted.count(tgid)) bpf_map_delete_elem(fd, &tgid);
-  if (!target_.follows_forks())
-    for (size_t i = 0; i < bloom.size(); ++i)
-      __atomic_store_n(&live[i], bloom[i], __ATOMIC_RELAXED);
+  for (size_t i = 0; i < bloom.size(); ++i) __atomic_store_n(&live[i], bloom[i], __ATOMIC_RELAXED);
   impl_->tgids = std::move(wanted);
   return impl_->tgids.size();
+}
+
+size_t LatencySampler::target_map_entries() const {
+  int fd = bpf_map__fd(impl_->skel->maps.target_tgids);
+  size_t n = 0;
+  uint32_t key = 0, next = 0;
+  for (uint32_t* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key, ++n)
+    key = next;
+  return n;
 }
 
 Window LatencySampler::close_window(int64_t now_ns) {

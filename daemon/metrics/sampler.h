@@ -34,6 +34,9 @@ class LatencySampler {
   // Re-resolves the target's processes and updates the BPF target set.
   // Returns how many processes are targeted now.
   size_t refresh_targets();
+  // Entries in the BPF target map (for tests: forked children that exited
+  // must not accumulate over a long run).
+  size_t target_map_entries() const;
   // Closes the current window: diffs the BPF counters against the last call.
   // The first call after construction starts window 1 and returns it empty.
   Window close_window(int64_t now_ns);

@@ -105,3 +105,38 @@ TEST(LatencySampler, CgroupTargetFollowsForks) {
   }
   EXPECT_FALSE(fs::exists(cg, ec));
 }
+
+// A cgroup target that forks many short-lived children: the fork hook adds
+// each to the BPF target map; once exited they must leave it again, or a
+// long-running daemon would fill the map.
+TEST(LatencySampler, ExitedForkedChildrenLeaveTheTargetMap) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  namespace fs = std::filesystem;
+  std::string root = specact::cgroup2_mount();
+  ASSERT_FALSE(root.empty());
+  fs::path cg = fs::path(root) / ("specact-test-forks-" + std::to_string(getpid()));
+  fs::create_directory(cg);
+  Subprocess sh({"/bin/sh", "-c", "sleep 0.3; for i in $(seq 40); do /bin/true; done; sleep 30"});
+  ASSERT_GT(sh.pid(), 0);
+  std::ofstream(cg / "cgroup.procs") << sh.pid() << "\n";
+  {
+    TargetSpec spec;
+    spec.kind = TargetSpec::Kind::Cgroup;
+    spec.cgroup = cg.string();
+    TargetResolver target(spec);
+    target.validate();
+    LatencySampler sampler(target);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the forks happen now
+    size_t grown = sampler.target_map_entries();
+    EXPECT_GE(grown, 20u) << "the fork hook did not add the children";
+    sampler.refresh_targets();
+    sampler.refresh_targets();
+    EXPECT_LE(sampler.target_map_entries(), 3u);  // sh and its sleep, at most
+  }
+  sh.stop();
+  std::error_code ec;
+  for (int i = 0; i < 50 && fs::exists(cg, ec); ++i) {
+    rmdir(cg.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}

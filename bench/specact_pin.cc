@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,22 @@
 
 #include "knobs/knob_manager.h"
 #include "target/target.h"
+
+namespace {
+
+// Whole-string integer, or exit 2 with the offending text.
+long long parse_int_or_exit(const std::string& what, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno || text.empty() || *end) {
+    std::fprintf(stderr, "specact-pin: %s: '%s' is not an integer\n", what.c_str(), text.c_str());
+    std::exit(2);
+  }
+  return v;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace specact;
@@ -33,7 +50,7 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--pid") {
-      spec = TargetSpec::pid(std::atoi(value().c_str()));
+      spec = TargetSpec::pid(static_cast<pid_t>(parse_int_or_exit("--pid", value())));
       have_target = true;
     } else if (a == "--comm") {
       spec = TargetSpec{TargetSpec::Kind::Comm, {}, {}, {}, value()};
@@ -43,7 +60,7 @@ int main(int argc, char** argv) {
     } else if (a == "--keep") {
       keep = true;
     } else if (auto eq = a.find('='); eq != std::string::npos) {
-      config[a.substr(0, eq)] = std::strtoll(a.c_str() + eq + 1, nullptr, 10);
+      config[a.substr(0, eq)] = parse_int_or_exit(a.substr(0, eq), a.substr(eq + 1));
     } else {
       std::fprintf(stderr,
                    "usage: specact-pin (--pid PID | --comm REGEX) --state-dir DIR [--keep] "

@@ -22,6 +22,8 @@ while (($#)); do
     *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+[[ $seconds =~ ^[0-9]+$ && $seconds -ge 5 ]] || { echo "demo.sh: --seconds needs an integer >= 5" >&2; exit 2; }
+[[ $actor_delay_ms =~ ^[0-9]+$ ]] || { echo "demo.sh: --actor-delay-ms needs a non-negative integer" >&2; exit 2; }
 ((EUID == 0)) || { echo "demo.sh: run as root (BPF, scheduler attributes)" >&2; exit 1; }
 if ((build)); then
   bash scripts/install-deps.sh

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -90,6 +91,18 @@ void print_summary(const char* kind, double t, std::vector<int64_t> comp,
   std::fflush(stdout);
 }
 
+// Whole-string number, or exit 2 naming the option.
+double number_or_exit(const char* opt, const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text, &end);
+  if (errno || end == text || *end) {
+    std::fprintf(stderr, "specact-workload: --%s: '%s' is not a number\n", opt, text);
+    std::exit(2);
+  }
+  return v;
+}
+
 void usage(FILE* f) {
   std::fputs(
       "Usage: specact-workload [OPTIONS]\n"
@@ -119,25 +132,25 @@ int main(int argc, char** argv) {
   for (int c; (c = getopt_long(argc, argv, "h", opts, nullptr)) != -1;) {
     switch (c) {
       case 't':
-        threads = std::atoi(optarg);
+        threads = static_cast<int>(number_or_exit("threads", optarg));
         break;
       case 'p':
-        period_us = std::atoll(optarg);
+        period_us = static_cast<int64_t>(number_or_exit("period-us", optarg));
         break;
       case 'w':
-        work_us = std::atoll(optarg);
+        work_us = static_cast<int64_t>(number_or_exit("work-us", optarg));
         break;
       case 'g':
-        hogs = std::atoi(optarg);
+        hogs = static_cast<int>(number_or_exit("hogs", optarg));
         break;
       case 'd':
-        duration_s = std::atof(optarg);
+        duration_s = number_or_exit("duration-s", optarg);
         break;
       case 'r':
-        report_ms = std::atof(optarg);
+        report_ms = number_or_exit("report-ms", optarg);
         break;
       case 'f':
-        ready_fd = std::atoi(optarg);
+        ready_fd = static_cast<int>(number_or_exit("ready-fd", optarg));
         break;
       case 'h':
         usage(stdout);
@@ -148,7 +161,7 @@ int main(int argc, char** argv) {
     }
   }
   if (threads < 1 || threads > 64 || hogs < 0 || hogs > 64 || period_us < 100 || work_us < 1 ||
-      work_us >= period_us) {
+      work_us >= period_us || duration_s < 0 || report_ms < 0) {
     std::fprintf(stderr, "specact-workload: invalid options (see --help)\n");
     return 2;
   }

@@ -134,9 +134,13 @@ TEST(LatencySampler, ExitedForkedChildrenLeaveTheTargetMap) {
     EXPECT_LE(sampler.target_map_entries(), 3u);  // sh and its sleep, at most
   }
   sh.stop();
+  // sh's `sleep 30` outlives sh: stop every process left in the cgroup by pid.
   std::error_code ec;
   for (int i = 0; i < 50 && fs::exists(cg, ec); ++i) {
+    std::ifstream procs(cg / "cgroup.procs");
+    for (pid_t p; procs >> p;) kill(p, SIGKILL);
     rmdir(cg.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  EXPECT_FALSE(fs::exists(cg, ec)) << "test cgroup left behind: " << cg;
 }

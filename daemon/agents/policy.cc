@@ -168,15 +168,57 @@ std::vector<Move> neighbour_moves(const PolicyInput& in, const Config& anchor, d
   return moves;
 }
 
+// The request-size prior (kSliceBurstFactor): task.slice_us just above the
+// target's burst, from anchor. Rounded to two significant digits so that the
+// burst's window-to-window jitter names the same config. Nothing without a
+// burst or the knob, or when that config is in force or measured already.
+std::optional<Move> slice_prior(const PolicyInput& in, const Config& anchor) {
+  if (!in.burst_us || *in.burst_us <= 0) return std::nullopt;
+  for (const auto& k : in.knobs) {
+    if (k.name != "task.slice_us") continue;
+    double raw = *in.burst_us * kSliceBurstFactor;
+    double unit = std::pow(10.0, std::floor(std::log10(raw)) - 1);
+    int64_t v = k.domain.clamp(std::llround(std::round(raw / unit) * unit));
+    int64_t a = k.domain.clamp(knob_value(in, k, anchor));
+    if (same_value(k, a, v)) return std::nullopt;
+    Config c = full_config(in, anchor);
+    c[k.name] = v;
+    if (find_evidence(in, c)) return std::nullopt;
+    Move m;
+    m.config = c;
+    m.score = 2;
+    m.why = k.name + " " + format_knob_value(k, a) + "->" + format_knob_value(k, v) +
+            " (just above the target's " + std::to_string(std::llround(*in.burst_us)) +
+            " us burst: it preempts on wakeup and finishes within one slice)";
+    return m;
+  }
+  return std::nullopt;
+}
+
+// Whether a config's p95 is already near the floor no setting can go below:
+// a request cannot be served faster than its own CPU time (service metric).
+bool at_floor(const PolicyInput& in, const ConfigEvidence& e) {
+  return in.metric == Metric::ServiceP95 && in.burst_us && e.windows >= 2 &&
+         e.p95_us <= *in.burst_us * kFloorMargin;
+}
+
+// Prior first, then the pattern-search steps.
+std::vector<Move> next_moves(const PolicyInput& in, const Config& anchor, double anchor_p95) {
+  std::vector<Move> moves;
+  if (auto p = slice_prior(in, anchor)) moves.push_back(*p);
+  for (auto& m : neighbour_moves(in, anchor, anchor_p95))
+    if (moves.empty() || !same_config(in, m.config, moves.front().config))
+      moves.push_back(std::move(m));
+  return moves;
+}
+
 json knob_to_state(const KnobInfo& k) {
   json j = {{"name", k.name},
-            {"family", k.family},
             {"unit", k.unit},
             {"scale", to_string(k.domain.scale)},
             {"min", k.domain.min},
             {"max", k.domain.max},
-            {"tolerance", k.tolerance_fraction},
-            {"description", k.description}};
+            {"tolerance", k.tolerance_fraction}};  // descriptions are in the prompt's text
   if (!k.domain.enum_values.empty()) j["values"] = k.domain.enum_values;
   if (k.current) j["current"] = *k.current;
   if (k.default_value) j["default"] = *k.default_value;
@@ -342,6 +384,50 @@ ConfigEvidence pool_evidence(const std::vector<const WindowRecord*>& windows, Me
   return e;
 }
 
+// Figures to 0.1 us (or unit): finer digits are noise and cost prompt tokens.
+// Done here, not when printing, so a policy rebuilt from the prompt's state
+// sees exactly the numbers the builtin one saw.
+static void round_for_prompt(PolicyInput& in) {
+  auto r = [](double& v) { v = std::round(v * 10) / 10; };
+  auto ro = [&](std::optional<double>& v) {
+    if (v) r(*v);
+  };
+  auto evidence = [&](std::vector<ConfigEvidence>& all) {
+    for (auto& e : all) {
+      r(e.p95_us);
+      r(e.ci_low_us);
+      r(e.ci_high_us);
+      ro(e.throughput);
+    }
+  };
+  evidence(in.evidence);
+  if (in.actor_view) evidence(in.actor_view->evidence);
+  for (auto& w : in.recent) {
+    ro(w.objective_us);
+    r(w.p50_us);
+    r(w.p99_us);
+    ro(w.throughput);
+  }
+  ro(in.burst_us);
+}
+
+// On-CPU time per voluntary sleep over the latest clean windows.
+static std::optional<double> burst_of(const std::vector<WindowRecord>& history) {
+  constexpr size_t kBurstWindows = 10;
+  double oncpu_ms = 0, seconds = 0;
+  uint64_t sleeps = 0, used = 0;
+  for (auto it = history.rbegin(); it != history.rend() && used < kBurstWindows; ++it) {
+    if (it->straddled) continue;
+    oncpu_ms += it->window.oncpu_ms;
+    sleeps += it->window.nvcsw;
+    seconds += it->window.duration_ms() / 1e3;
+    ++used;
+  }
+  if (sleeps == 0 || seconds <= 0 || static_cast<double>(sleeps) / seconds < kMinSleepsPerSecond)
+    return std::nullopt;
+  return oncpu_ms * 1e3 / static_cast<double>(sleeps);
+}
+
 PolicyInput digest(const AgentContext& ctx) {
   PolicyInput in;
   in.role = ctx.role;
@@ -383,6 +469,7 @@ PolicyInput digest(const AgentContext& ctx) {
                                 : size_t{0})
           : (ctx.history.size() > kActorRecentWindows ? ctx.history.size() - kActorRecentWindows
                                                       : size_t{0});
+  in.burst_us = burst_of(ctx.history);
   for (size_t i = first; i < ctx.history.size(); ++i) {
     const auto& r = ctx.history[i];
     WindowSummary s;
@@ -398,6 +485,7 @@ PolicyInput digest(const AgentContext& ctx) {
     s.low_confidence = r.window.low_confidence;
     in.recent.push_back(std::move(s));
   }
+  round_for_prompt(in);
   return in;
 }
 
@@ -431,7 +519,8 @@ json state_to_json(const PolicyInput& in) {
             {"best", config_to_json(in.best)},
             {"baseline", config_to_json(in.baseline)},
             {"recent", recent},
-            {"evidence", evidence}};
+            {"evidence", evidence},
+            {"burst_us", opt_json(in.burst_us)}};
   if (in.actor_view)
     j["actor_view"] = {{"windows", in.actor_view->windows},
                        {"current", config_to_json(in.actor_view->current)},
@@ -492,6 +581,7 @@ PolicyInput state_from_json(const json& j) {
       in.recent.push_back(std::move(w));
     }
     in.evidence = evidence_from_json(j.at("evidence"));
+    in.burst_us = opt_double(j, "burst_us");
     if (j.contains("actor_view") && !j.at("actor_view").is_null()) {
       const json& vj = j.at("actor_view");
       ActorView v;
@@ -548,7 +638,9 @@ AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   }
   Config anchor_config = full_config(in, anchor ? anchor->config : in.current);
   double anchor_p95 = anchor ? anchor->p95_us : INFINITY;
-  auto moves = neighbour_moves(in, anchor_config, anchor_p95);
+  // At the floor there is nothing left to explore (and every trial costs latency).
+  auto moves = anchor && at_floor(in, *anchor) ? std::vector<Move>{}
+                                               : next_moves(in, anchor_config, anchor_p95);
 
   // The actor's pending decision first, so that it is in force when the actor
   // answers (a hit); exploration fills the remaining slots.
@@ -607,7 +699,8 @@ AgentReply BuiltinActorPolicy::propose(const PolicyInput& in) const {
     return e && e == in_force && e->windows < kMaxWindowsToWait;
   };
   auto add_explorations = [&](const ConfigEvidence& from, double confidence) {
-    for (const auto& m : neighbour_moves(in, full_config(in, from.config), from.p95_us)) {
+    if (at_floor(in, from)) return;
+    for (const auto& m : next_moves(in, full_config(in, from.config), from.p95_us)) {
       if (reply.candidates.size() >= static_cast<size_t>(in.top_k)) break;
       Candidate c;
       c.config = m.config;
@@ -662,7 +755,11 @@ AgentReply BuiltinActorPolicy::propose(const PolicyInput& in) const {
   if (reply.candidates.empty())
     add(*champion, 0.9,
         "converged: " + fmt(*champion) +
-            " and every neighbour down to the finest step is measured worse");
+            (at_floor(in, *champion)
+                 ? ", within " + std::to_string(std::llround((kFloorMargin - 1) * 100)) +
+                       " % of the target's own " + std::to_string(std::llround(*in.burst_us)) +
+                       " us burst (no setting can serve it faster)"
+                 : std::string(" and every neighbour down to the finest step is measured worse")));
   return reply;
 }
 

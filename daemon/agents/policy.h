@@ -67,10 +67,22 @@ struct PolicyInput {
   std::vector<WindowSummary> recent;     // speculator: since the decision; actor: the last few
   std::vector<ConfigEvidence> evidence;  // every config with usable windows, whole history
   std::optional<ActorView> actor_view;   // speculator only
+  // Mean on-CPU time of the target between voluntary sleeps over the latest
+  // windows (its request size), when it sleeps often enough to have one.
+  std::optional<double> burst_us;
 };
 
+// EEVDF's per-task slice is the task's request size: a slice a little above
+// the burst lets a woken task preempt on a short deadline and finish its
+// burst within one slice. The prior proposes task.slice_us = this x burst.
+inline constexpr double kSliceBurstFactor = 1.6;
+// A service p95 within this factor of the burst is at the floor: converged.
+inline constexpr double kFloorMargin = 1.2;
+// Fewer voluntary sleeps per second than this: no burst (a CPU-bound target).
+inline constexpr double kMinSleepsPerSecond = 20;
+
 // Limits of the digest (and so of the prompts).
-inline constexpr size_t kSpeculatorRecentWindows = 20;
+inline constexpr size_t kSpeculatorRecentWindows = 8;
 inline constexpr size_t kActorRecentWindows = 12;
 
 // Pools an AgentContext into a PolicyInput.

@@ -723,7 +723,6 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
                                "speculator proposed nothing new"));
     return;
   }
-  spec_idle_ = 1;
   clear_trials();
   Estimate from = evidence_.estimate(current_);
   if (from.confident) step_from_p95_[cands[0].config] = from.p95_us;
@@ -807,6 +806,9 @@ void Engine::decision_made(Output& out) {
     decision_window_ = windows_seen_;
     clear_trials();
     cancel(out, AgentRole::Speculator);
+    // Predicting the next decision is the speculator's main job: ask it
+    // promptly after each one (only its exploration backs off when idle).
+    spec_idle_ = 1;
   }
   // Stable when the best-measured config did not move since the previous
   // decision: an actor that probes neighbours of the best has still settled.
@@ -819,7 +821,6 @@ void Engine::decision_made(Output& out) {
     ++stable_decisions_;
   } else {
     stable_decisions_ = 0;
-    spec_idle_ = 1;
     if (converged_) {
       converged_ = false;
       backoff_ = 1;

@@ -261,7 +261,7 @@ class Engine {
   int backoff_ = 1;
   Config decision_ref_;  // best config (recommend: recommendation) at the last decision
   bool has_decision_ref_ = false;
-  int spec_idle_ = 1;                     // speculator backoff after replies with nothing new
+  int spec_idle_ = 1;  // speculator backoff: nothing new proposed, or its steps stopped gaining
   std::map<Config, Estimate> drift_ref_;  // estimates frozen at convergence
   std::deque<std::pair<double, double>> drift_ratio_;  // (value / reference, reference rel. CI)
   std::deque<double> drift_tp_ratio_;

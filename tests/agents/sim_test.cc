@@ -13,9 +13,12 @@ constexpr int64_t kSecond = 1'000'000'000;
 
 TEST(SimKernel, PeriodicCurveMatchesMeasurements) {
   SimKernel k(SimWorkload::periodic_vs_hogs(), 1);
-  EXPECT_NEAR(k.true_p95_us({{kSlice, 100}}), 420, 1);
-  EXPECT_NEAR(k.true_p95_us({}), 4970, 1);  // defaults
-  EXPECT_NEAR(k.true_p95_us({{kSlice, 3000}}), 6590, 1);
+  // A valley just above the 300 us burst, plateaus on both sides.
+  EXPECT_NEAR(k.true_p95_us({{kSlice, 100}}), 2500, 1);
+  EXPECT_NEAR(k.true_p95_us({{kSlice, 320}}), 3500, 1);
+  EXPECT_NEAR(k.true_p95_us({{kSlice, 560}}), 330, 1);
+  EXPECT_NEAR(k.true_p95_us({{kSlice, 3000}}), 3900, 1);
+  EXPECT_GT(k.true_p95_us({}), 3500);  // defaults
   EXPECT_LT(k.true_p95_us({{kSlice, 100}, {kNice, -20}}), k.true_p95_us({{kSlice, 100}}));
 }
 
@@ -65,7 +68,7 @@ TEST(SimKernel, DriftChangesTheCurve) {
   SimKernel k(SimWorkload::periodic_vs_hogs(), 1);
   double before = k.true_p95_us({{kSlice, 100000}});
   k.set_workload(SimWorkload::sysbench_like());
-  EXPECT_LT(k.true_p95_us({{kSlice, 100000}}), before / 5);
+  EXPECT_LT(k.true_p95_us({{kSlice, 100000}}), before / 3);
 }
 
 TEST(SimKernel, ThroughputModelAndCommandMetric) {
@@ -79,12 +82,13 @@ TEST(SimKernel, ThroughputModelAndCommandMetric) {
   ASSERT_TRUE(throughput_of(w, Metric::ServiceP95).has_value());
 }
 
-TEST(SimKernel, GridSearchFindsSmallSliceForPeriodic) {
+TEST(SimKernel, GridSearchFindsTheSliceJustAboveTheBurst) {
   SimKernel k(SimWorkload::periodic_vs_hogs(), 1);
   auto [best, p95] = grid_search(k, catalogue());
-  EXPECT_EQ(best.at(kSlice), 100);
+  EXPECT_GE(best.at(kSlice), 420);
+  EXPECT_LE(best.at(kSlice), 800);
   EXPECT_EQ(best.at(kNice), -20);
-  EXPECT_LT(p95, 420);
+  EXPECT_LT(p95, 330);
 }
 
 TEST(SimKernel, CatalogueCoversTheModelKnobs) {

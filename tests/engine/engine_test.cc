@@ -84,12 +84,12 @@ TEST(Engine, RegressingProvisionalIsRevertedWithinNWindowsAndCountedAsMiss) {
   EngineOptions o = base_options();
   o.safety_windows = 2;
   o.safety_margin = 0.10;
-  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
-  // 3000 us is ~33 % worse than the default 2800 us in the simulated kernel.
+  SimDriver d(o, sim::SimWorkload::sysbench_like());
+  // 1000 us is ~55 % worse than the default 2800 us for the simulated sysbench.
   int calls = 0;
   d.speculator = [&](const AgentContext& ctx) {
     ++calls;
-    return calls == 1 ? reply_with({with_slice(ctx.current, 3000)}) : AgentReply{};
+    return calls == 1 ? reply_with({with_slice(ctx.current, 1000)}) : AgentReply{};
   };
   d.actor = never_answers_usefully();
   d.actor_latency_windows = 100;
@@ -231,9 +231,9 @@ TEST(Engine, TopKTrialsRunWhileActorThinksAndBestIsKept) {
   d.speculator = [&](const AgentContext& ctx) {
     if (n++) return AgentReply{};
     // Best candidate first by the speculator's guess, but the true best is the third.
-    return reply_with(
-        {with_slice(ctx.current, 1000), with_slice(ctx.current, 300), with_slice(ctx.current, 100)},
-        0.6);
+    return reply_with({with_slice(ctx.current, 3000), with_slice(ctx.current, 1000),
+                       with_slice(ctx.current, 560)},
+                      0.6);
   };
   d.actor = never_answers_usefully();
   d.actor_latency_windows = 20;
@@ -241,13 +241,13 @@ TEST(Engine, TopKTrialsRunWhileActorThinksAndBestIsKept) {
   std::vector<int64_t> slices;
   for (const auto& a : d.applies) slices.push_back(a.action.config.at(sim::kSlice));
   ASSERT_GE(slices.size(), 3u);
-  EXPECT_EQ(slices[0], 1000);
-  EXPECT_EQ(slices[1], 300);
-  EXPECT_EQ(slices[2], 100);
+  EXPECT_EQ(slices[0], 3000);
+  EXPECT_EQ(slices[1], 1000);
+  EXPECT_EQ(slices[2], 560);
   // Trials are applied at window boundaries: no straddled window for them.
   for (size_t i = 1; i < d.applies.size(); ++i)
     EXPECT_NE(d.applies[i].action.why.find("trial"), std::string::npos);
-  EXPECT_EQ(d.machine().at(sim::kSlice), 100);  // the best of the round
+  EXPECT_EQ(d.machine().at(sim::kSlice), 560);  // the best of the round
   EXPECT_TRUE(d.engine().provisional());
   EXPECT_EQ(d.engine().pending_trials(), 0u);
 }

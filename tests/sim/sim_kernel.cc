@@ -37,11 +37,15 @@ SimWorkload SimWorkload::periodic_vs_hogs() {
   SimWorkload w;
   w.name = "periodic_vs_hogs";
   w.defaults = {{kSlice, 2800}, {kNice, 0}, {kAutogroup, 1}, {kTimerMigration, 1}};
-  // Measured points (DESIGN.md §8) plus a saturating tail: beyond ~10 ms the
-  // hogs' own slices bound the wait.
+  // Measured on kernel 6.18 with specact-workload (300 us every 2 ms, 4 hogs;
+  // its own completion p95 per slice, bench/results): a slice below the burst
+  // chops the request among the hogs' slices; a little above it, the woken
+  // task preempts on its earlier deadline and finishes in one slice; much
+  // above it, it waits out the hogs' slices. (DESIGN.md §8's monotone curve
+  // did not reproduce.)
   static const std::vector<std::pair<double, double>> curve = {
-      {100, 420},   {300, 1000},   {1000, 2600},   {2800, 4970},
-      {3000, 6590}, {10000, 9500}, {100000, 12000}};
+      {100, 2500},  {320, 3500},  {420, 340},   {560, 330},    {800, 1000},
+      {1100, 1800}, {1400, 3500}, {3000, 3900}, {10000, 3600}, {100000, 3600}};
   w.p95_us = [](const Config& c) {
     double slice = static_cast<double>(value_or(c, kSlice, 2800));
     double nice = static_cast<double>(value_or(c, kNice, 0));
@@ -86,6 +90,7 @@ SimWorkload SimWorkload::sysbench_like() {
   w.requests_per_s = 2400;
   w.spread = 0.5;
   w.command_metric = true;
+  w.cpu_bound = true;
   return w;
 }
 
@@ -190,7 +195,7 @@ Window SimKernel::measure(const Config& config, int64_t start_ns, int64_t window
   }
   w.runq = LatencySummary::from(w.runq_hist);
   w.service = LatencySummary::from(w.service_hist);
-  w.nvcsw = n;
+  w.nvcsw = workload_.cpu_bound ? n / 1000 : n;
   // Preemptions grow as the slice shrinks.
   double slice = static_cast<double>(c.count(kSlice) ? c.at(kSlice) : 2800);
   w.nivcsw = static_cast<uint64_t>(seconds * 1e6 / std::max(slice, 50.0) * 0.5);

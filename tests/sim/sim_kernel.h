@@ -42,6 +42,7 @@ struct SimWorkload {
   double window_noise = 0.04;    // sigma of a per-window multiplicative drift of the latency
   uint64_t min_samples = 50;     // fewer samples in a window -> low_confidence
   bool command_metric = false;   // also fill Window::command_p95_us / command_throughput
+  bool cpu_bound = false;        // threads never block: (almost) no voluntary switches
   Config defaults;               // the machine's settings before any tuning
 
   // A 300 us periodic task (1 kHz) against 4 CPU hogs on 2 cores: small target

@@ -168,38 +168,62 @@ std::vector<Move> neighbour_moves(const PolicyInput& in, const Config& anchor, d
   return moves;
 }
 
-// The request-size prior (kSliceBurstFactor): task.slice_us just above the
-// target's burst, from anchor. Rounded to two significant digits so that the
-// burst's window-to-window jitter names the same config. Nothing without a
-// burst or the knob, or when that config is in force or measured already.
-std::optional<Move> slice_prior(const PolicyInput& in, const Config& anchor) {
+// The request-size prior (kSliceBurstFactor): the task.slice_us knob and the
+// value just above the target's burst, rounded to two significant digits.
+std::optional<std::pair<const KnobInfo*, int64_t>> prior_slice(const PolicyInput& in) {
   if (!in.burst_us || *in.burst_us <= 0) return std::nullopt;
   for (const auto& k : in.knobs) {
     if (k.name != "task.slice_us") continue;
     double raw = *in.burst_us * kSliceBurstFactor;
     double unit = std::pow(10.0, std::floor(std::log10(raw)) - 1);
-    int64_t v = k.domain.clamp(std::llround(std::round(raw / unit) * unit));
-    int64_t a = k.domain.clamp(knob_value(in, k, anchor));
-    if (same_value(k, a, v)) return std::nullopt;
-    Config c = full_config(in, anchor);
-    c[k.name] = v;
-    if (find_evidence(in, c)) return std::nullopt;
-    Move m;
-    m.config = c;
-    m.score = 2;
-    m.why = k.name + " " + format_knob_value(k, a) + "->" + format_knob_value(k, v) +
-            " (just above the target's " + std::to_string(std::llround(*in.burst_us)) +
-            " us burst: it preempts on wakeup and finishes within one slice)";
-    return m;
+    return std::make_pair(&k, k.domain.clamp(std::llround(std::round(raw / unit) * unit)));
   }
   return std::nullopt;
 }
 
-// Whether a config's p95 is already near the floor no setting can go below:
-// a request cannot be served faster than its own CPU time (service metric).
+// Whether config c has the prior's slice, give or take the burst's jitter
+// between windows (kPriorSpread).
+bool near_prior(const PolicyInput& in, const Config& c) {
+  auto p = prior_slice(in);
+  if (!p) return false;
+  int64_t s = knob_value(in, *p->first, c);
+  return s > 0 && std::fabs(std::log(static_cast<double>(s) / static_cast<double>(p->second))) <
+                      kPriorSpread;
+}
+
+// The prior as a move from anchor; nothing when a config like it (other knobs
+// as in anchor) is in force or measured already.
+std::optional<Move> slice_prior(const PolicyInput& in, const Config& anchor) {
+  auto p = prior_slice(in);
+  if (!p) return std::nullopt;
+  const KnobInfo& k = *p->first;
+  const int64_t v = p->second;
+  Config c = full_config(in, anchor);
+  c[k.name] = v;
+  auto like_c = [&](const Config& other) {
+    Config o = full_config(in, other);
+    o[k.name] = v;
+    return same_config(in, o, c) && near_prior(in, other);
+  };
+  if (like_c(anchor)) return std::nullopt;
+  for (const auto& e : in.evidence)
+    if (like_c(e.config)) return std::nullopt;
+  const int64_t a = k.domain.clamp(knob_value(in, k, anchor));
+  Move m;
+  m.config = c;
+  m.score = 2;
+  m.why = k.name + " " + format_knob_value(k, a) + "->" + format_knob_value(k, v) +
+          " (just above the target's " + std::to_string(std::llround(*in.burst_us)) +
+          " us burst: it preempts on wakeup and finishes within one slice)";
+  return m;
+}
+
+// Whether a config has served a window at the floor no setting goes below (a
+// request is not served faster than its own CPU time; service metric).
+// Exploring past it only costs latency.
 bool at_floor(const PolicyInput& in, const ConfigEvidence& e) {
-  return in.metric == Metric::ServiceP95 && in.burst_us && e.windows >= 2 &&
-         e.p95_us <= *in.burst_us * kFloorMargin;
+  return in.metric == Metric::ServiceP95 && in.burst_us && e.windows >= 1 &&
+         e.window_best_us <= *in.burst_us * kFloorMargin;
 }
 
 // Prior first, then the pattern-search steps.
@@ -256,6 +280,7 @@ json evidence_to_json(const std::vector<ConfigEvidence>& all) {
                    {"samples", e.samples},
                    {"p95_us", e.p95_us},
                    {"ci95_us", {e.ci_low_us, e.ci_high_us}},
+                   {"best_window_p95_us", e.window_best_us},
                    {"throughput", opt_json(e.throughput)},
                    {"last_window", e.last_window}});
   }
@@ -275,6 +300,7 @@ std::vector<ConfigEvidence> evidence_from_json(const json& all) {
     if (!ci.is_array() || ci.size() != 2) throw std::invalid_argument("state: bad ci95_us");
     e.ci_low_us = ci[0].get<double>();
     e.ci_high_us = ci[1].get<double>();
+    e.window_best_us = ej.value("best_window_p95_us", e.p95_us);
     e.throughput = opt_double(ej, "throughput");
     e.last_window = ej.at("last_window").get<uint64_t>();
     out.push_back(std::move(e));
@@ -368,6 +394,7 @@ ConfigEvidence pool_evidence(const std::vector<const WindowRecord*>& windows, Me
       h_os = std::max(std::log(hi / e.p95_us), std::log(e.p95_us / lo));
   }
   if (e.p95_us <= 0) e.p95_us = mean_obj / static_cast<double>(e.windows);
+  e.window_best_us = std::exp(*std::min_element(logs.begin(), logs.end()));
   // Windows of one config also differ from each other (drift, other load): the
   // spread of their p95s, shrunk towards a prior, bounds how sure pooling can be.
   double m = static_cast<double>(logs.size());
@@ -397,6 +424,7 @@ static void round_for_prompt(PolicyInput& in) {
       r(e.p95_us);
       r(e.ci_low_us);
       r(e.ci_high_us);
+      r(e.window_best_us);
       ro(e.throughput);
     }
   };
@@ -638,9 +666,12 @@ AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   }
   Config anchor_config = full_config(in, anchor ? anchor->config : in.current);
   double anchor_p95 = anchor ? anchor->p95_us : INFINITY;
-  // At the floor there is nothing left to explore (and every trial costs latency).
-  auto moves = anchor && at_floor(in, *anchor) ? std::vector<Move>{}
-                                               : next_moves(in, anchor_config, anchor_p95);
+  // At the floor there is nothing left to explore (and every trial costs
+  // latency); the prior gets a fair trial of a few windows before a blind
+  // search around it (one window says little: the kernel flips some).
+  const bool settled = anchor && (at_floor(in, *anchor) || (near_prior(in, anchor->config) &&
+                                                            anchor->windows < kPriorTrialWindows));
+  auto moves = settled ? std::vector<Move>{} : next_moves(in, anchor_config, anchor_p95);
 
   // The actor's pending decision first, so that it is in force when the actor
   // answers (a hit); exploration fills the remaining slots.
@@ -756,9 +787,10 @@ AgentReply BuiltinActorPolicy::propose(const PolicyInput& in) const {
     add(*champion, 0.9,
         "converged: " + fmt(*champion) +
             (at_floor(in, *champion)
-                 ? ", within " + std::to_string(std::llround((kFloorMargin - 1) * 100)) +
-                       " % of the target's own " + std::to_string(std::llround(*in.burst_us)) +
-                       " us burst (no setting can serve it faster)"
+                 ? ", a window already at the floor of " +
+                       std::to_string(std::llround(*in.burst_us * kFloorMargin)) +
+                       " us (the target's own " + std::to_string(std::llround(*in.burst_us)) +
+                       " us burst: no setting serves it faster)"
                  : std::string(" and every neighbour down to the finest step is measured worse")));
   return reply;
 }

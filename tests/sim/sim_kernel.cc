@@ -44,7 +44,7 @@ SimWorkload SimWorkload::periodic_vs_hogs() {
   // above it, it waits out the hogs' slices. (DESIGN.md §8's monotone curve
   // did not reproduce.)
   static const std::vector<std::pair<double, double>> curve = {
-      {100, 2500},  {320, 3500},  {420, 340},   {560, 330},    {800, 1000},
+      {100, 2500},  {310, 3500},  {340, 340},   {450, 330},    {560, 335},    {800, 1000},
       {1100, 1800}, {1400, 3500}, {3000, 3900}, {10000, 3600}, {100000, 3600}};
   w.p95_us = [](const Config& c) {
     double slice = static_cast<double>(value_or(c, kSlice, 2800));

@@ -133,31 +133,10 @@ def proc_cpu_s(pid):
 
 
 def bus_config(work):
-    # As scripts/demo.sh: a system-type bus with Debian's default policy plus ours.
-    return f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={work}/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{ROOT}/systemd/org.specact.Daemon1.conf</include>
-</busconfig>
-"""
+    # The template scripts/demo.sh and the D-Bus tests use: Debian's default policy plus ours.
+    template = (ROOT / "scripts/private-bus.conf.in").read_text()
+    return (template.replace("@SOCKET@", f"{work}/bus")
+            .replace("@POLICY@", str(ROOT / "systemd/org.specact.Daemon1.conf")))
 
 
 def stop(proc, timeout=15):

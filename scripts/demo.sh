@@ -42,31 +42,8 @@ cleanup() {
 trap cleanup EXIT
 
 # A private system-type bus with Debian's default policy plus ours.
-cat >"$work/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$work/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>$PWD/systemd/org.specact.Daemon1.conf</include>
-</busconfig>
-EOF
+sed -e "s|@SOCKET@|$work/bus|" -e "s|@POLICY@|$PWD/systemd/org.specact.Daemon1.conf|" \
+  scripts/private-bus.conf.in >"$work/bus.conf"
 dbus-daemon --config-file="$work/bus.conf" --nofork --nopidfile &
 pids+=($!)
 bus="unix:path=$work/bus"

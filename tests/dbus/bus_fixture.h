@@ -23,6 +23,8 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +35,11 @@
 namespace specact::testing {
 
 class PrivateBus {
+  static void replace_all(std::string& s, const std::string& from, const std::string& to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
+  }
+
  public:
   PrivateBus() {
     char tmpl[] = "/tmp/specact-dbus-test-XXXXXX";
@@ -40,36 +47,15 @@ class PrivateBus {
     // The unprivileged client must reach the socket.
     chmod(dir_.c_str(), 0755);
     std::string conf = dir_ + "/bus.conf";
-    std::ofstream(conf)
-        << R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=)"
-        << dir_ << R"(/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <!-- The default policy of Debian's system.conf. -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-  </policy>
-  <include>)"
-        << SPECACT_POLICY_FILE << R"(</include>
-</busconfig>
-)";
+    // The template the demo and the benchmarks use too.
+    std::ifstream in(SPECACT_PRIVATE_BUS_TEMPLATE);
+    std::stringstream tpl;
+    tpl << in.rdbuf();
+    std::string text = tpl.str();
+    if (text.empty()) throw std::runtime_error("cannot read " SPECACT_PRIVATE_BUS_TEMPLATE);
+    replace_all(text, "@SOCKET@", dir_ + "/system_bus_socket");
+    replace_all(text, "@POLICY@", SPECACT_POLICY_FILE);
+    std::ofstream(conf) << text;
     conf_ = conf;
     spawn();
     // Without the server guid, so clients (and the service) can reconnect to a

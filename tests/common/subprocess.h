@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -115,5 +116,18 @@ class Subprocess {
   bool exited_ = false;
   int code_ = -1;
 };
+
+// Runs a shell command, returns its exit status (-1 if it did not exit) and
+// its standard output in *out.
+inline int run_shell(const std::string& cmd, std::string* out) {
+  out->clear();
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 }  // namespace specact::testing

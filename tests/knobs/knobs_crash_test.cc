@@ -14,6 +14,7 @@
 #include "knobs/knob_manager.h"
 #include "knobs/knobs_internal.h"
 #include "knobs_test_util.h"
+#include "subprocess.h"
 #include "test_support.h"
 
 namespace specact {
@@ -118,15 +119,8 @@ TEST(KnobsCrash, SigkillAtRandomPointsThenRestoreReturnsEveryKnob) {
       // The real entry point: `specactd restore`.
       ++cli_restores;
       std::string cmd = std::string(KNOBS_CLI) + " restore --json --state-dir " + state;
-      FILE* p = popen(cmd.c_str(), "r");
-      ASSERT_NE(p, nullptr);
       std::string out;
-      char buf[4096];
-      size_t n;
-      while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-      int st = pclose(p);
-      ASSERT_TRUE(WIFEXITED(st));
-      EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+      EXPECT_EQ(specact::testing::run_shell(cmd, &out), 0) << out;
       auto j = nlohmann::json::parse(out);
       if (j["counts"]["restored"].get<int>() > 0) ++restored_something;
     } else {

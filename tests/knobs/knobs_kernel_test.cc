@@ -9,6 +9,7 @@
 
 #include "knobs/knob_manager.h"
 #include "knobs_test_util.h"
+#include "subprocess.h"
 #include "test_support.h"
 
 namespace specact {
@@ -307,22 +308,13 @@ TEST(KnobsKernel, TargetExitsMidApply) {
   EXPECT_EQ(rep.count("failed"), 0u);
 }
 
-int run(const std::string& cmd, std::string* out) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(KnobsCli, KnobsJsonShowsHonestAvailability) {
   SPECACT_REQUIRE_ROOT_BPF();
   Victim v(KNOBS_VICTIM, 1);
   std::string out;
-  ASSERT_EQ(run(std::string(KNOBS_CLI) + " knobs --json --pid " + std::to_string(v.pid), &out), 0);
+  ASSERT_EQ(specact::testing::run_shell(
+                std::string(KNOBS_CLI) + " knobs --json --pid " + std::to_string(v.pid), &out),
+            0);
   auto j = nlohmann::json::parse(out);
   ASSERT_TRUE(j["knobs"].is_array());
   std::map<std::string, nlohmann::json> by;
@@ -338,7 +330,9 @@ TEST(KnobsCli, KnobsJsonShowsHonestAvailability) {
                   "kernel lockdown"),
               std::string::npos);
   }
-  ASSERT_EQ(run(std::string(KNOBS_CLI) + " knobs --pid " + std::to_string(v.pid), &out), 0);
+  ASSERT_EQ(specact::testing::run_shell(
+                std::string(KNOBS_CLI) + " knobs --pid " + std::to_string(v.pid), &out),
+            0);
   EXPECT_NE(out.find("task.slice_us"), std::string::npos);
   EXPECT_NE(out.find("AVAILABLE"), std::string::npos);
 }
@@ -346,22 +340,29 @@ TEST(KnobsCli, KnobsJsonShowsHonestAvailability) {
 TEST(KnobsCli, RestoreExitCodesAndErrors) {
   TempDir state("cli");
   std::string out;
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " restore --state-dir " + state.path, &out), 0);
+  EXPECT_EQ(specact::testing::run_shell(
+                std::string(KNOBS_CLI) + " restore --state-dir " + state.path, &out),
+            0);
   EXPECT_NE(out.find("nothing to restore"), std::string::npos) << out;
   knobs_test::write_text(state / "knobs-journal.json", "{\"format\": tru");
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " restore --json --state-dir " + state.path, &out), 1);
+  EXPECT_EQ(specact::testing::run_shell(
+                std::string(KNOBS_CLI) + " restore --json --state-dir " + state.path, &out),
+            1);
   auto j = nlohmann::json::parse(out);
   EXPECT_FALSE(j["ok"].get<bool>());
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " restore --state-dir " + state.path, &out), 0);
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " restore --bogus 2>&1", &out), 2);
+  EXPECT_EQ(specact::testing::run_shell(
+                std::string(KNOBS_CLI) + " restore --state-dir " + state.path, &out),
+            0);
+  EXPECT_EQ(specact::testing::run_shell(std::string(KNOBS_CLI) + " restore --bogus 2>&1", &out), 2);
   EXPECT_NE(out.find("unknown or incomplete option"), std::string::npos) << out;
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " restore --help", &out), 0);
+  EXPECT_EQ(specact::testing::run_shell(std::string(KNOBS_CLI) + " restore --help", &out), 0);
   EXPECT_NE(out.find("Exit status"), std::string::npos);
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " knobs --help", &out), 0);
+  EXPECT_EQ(specact::testing::run_shell(std::string(KNOBS_CLI) + " knobs --help", &out), 0);
   EXPECT_NE(out.find("Usage: specactd knobs"), std::string::npos);
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " knobs --pid abc 2>&1", &out), 2);
+  EXPECT_EQ(specact::testing::run_shell(std::string(KNOBS_CLI) + " knobs --pid abc 2>&1", &out), 2);
   knobs_test::write_text(state / "bad.json", "{\"knobs\": {\"min_interval_ms\": \"x\"}}");
-  EXPECT_EQ(run(std::string(KNOBS_CLI) + " knobs --config " + state.path + "/bad.json 2>&1", &out),
+  EXPECT_EQ(specact::testing::run_shell(
+                std::string(KNOBS_CLI) + " knobs --config " + state.path + "/bad.json 2>&1", &out),
             1);
   EXPECT_NE(out.find("knobs.min_interval_ms: expected an integer"), std::string::npos) << out;
 }

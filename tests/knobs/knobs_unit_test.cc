@@ -10,6 +10,7 @@
 #include "knobs/knob_manager.h"
 #include "knobs/knobs_internal.h"
 #include "knobs_test_util.h"
+#include "subprocess.h"
 #include "test_support.h"
 
 namespace specact {
@@ -716,17 +717,6 @@ TEST(KnobsConfigJson, ExtraSysctlIsManagedWithItsRange) {
 namespace specact {
 namespace {
 
-int run_cli(const std::string& cmd, std::string* out) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 // The unit's ExecStopPost runs `restore --config`: the journal is found through
 // the config's top-level state_dir, and a clean stop (SERVICE_RESULT=success)
 // of a daemon told to keep its settings keeps them; anything else restores.
@@ -746,15 +736,15 @@ TEST(KnobsCli, RestoreWithConfigHonoursStateDirAndKeepPolicy) {
                                   {"knobs", {{"restore_on_exit", false}, {"sys_root", f.sys}}}})
                       .dump());
   std::string out;
-  EXPECT_EQ(run_cli("SERVICE_RESULT=success " + std::string(KNOBS_CLI) + " restore --config " +
-                        cfg + " 2>&1",
-                    &out),
+  EXPECT_EQ(specact::testing::run_shell("SERVICE_RESULT=success " + std::string(KNOBS_CLI) +
+                                            " restore --config " + cfg + " 2>&1",
+                                        &out),
             0);
   EXPECT_NE(out.find("keeping the settings"), std::string::npos) << out;
   EXPECT_EQ(read_text(sysctl), "0");
-  EXPECT_EQ(run_cli("SERVICE_RESULT=watchdog " + std::string(KNOBS_CLI) + " restore --config " +
-                        cfg + " 2>&1",
-                    &out),
+  EXPECT_EQ(specact::testing::run_shell("SERVICE_RESULT=watchdog " + std::string(KNOBS_CLI) +
+                                            " restore --config " + cfg + " 2>&1",
+                                        &out),
             0)
       << out;
   EXPECT_EQ(read_text(sysctl), "1");

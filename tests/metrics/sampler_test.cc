@@ -28,6 +28,38 @@ void sleepy_loop(int iterations) {
   }
 }
 
+// A cgroup v2 directory for one test. remove() stops every process left in
+// it by pid (a shell's children can outlive the shell) and deletes it.
+class TestCgroup {
+ public:
+  explicit TestCgroup(const std::string& name)
+      : path_(std::filesystem::path(specact::cgroup2_mount()) /
+              (name + "-" + std::to_string(getpid()))) {
+    std::filesystem::create_directory(path_);
+  }
+  void add(pid_t pid) const { std::ofstream(path_ / "cgroup.procs") << pid << "\n"; }
+  TargetSpec spec() const {
+    TargetSpec s;
+    s.kind = TargetSpec::Kind::Cgroup;
+    s.cgroup = path_.string();
+    return s;
+  }
+  bool remove() const {
+    std::error_code ec;
+    for (int i = 0; i < 50 && std::filesystem::exists(path_, ec); ++i) {
+      std::ifstream procs(path_ / "cgroup.procs");
+      for (pid_t p; procs >> p;) kill(p, SIGKILL);
+      rmdir(path_.c_str());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return !std::filesystem::exists(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 }  // namespace
 
 // Threads born after the sampler attached are measured: targets are whole
@@ -72,22 +104,17 @@ TEST(LatencySampler, IgnoresNonTargets) {
 // the BPF fork hook, before user space rescans.
 TEST(LatencySampler, CgroupTargetFollowsForks) {
   SPECACT_REQUIRE_ROOT_BPF();
-  namespace fs = std::filesystem;
   std::string root = specact::cgroup2_mount();
   ASSERT_FALSE(root.empty()) << "no cgroup2 mount on this machine";
-  fs::path cg = fs::path(root) / ("specact-test-" + std::to_string(getpid()));
-  fs::create_directory(cg);
+  TestCgroup cg("specact-test");
   // The shell waits, then forks the workload: that fork happens after attach.
   Subprocess sh({"/bin/sh", "-c",
                  std::string("sleep 0.4; ") + WORKLOAD_BIN +
                      " --hogs 0 --period-us 1000 --work-us 50 --duration-s 2"});
   ASSERT_GT(sh.pid(), 0);
-  std::ofstream(cg / "cgroup.procs") << sh.pid() << "\n";
+  cg.add(sh.pid());
   {
-    TargetSpec spec;
-    spec.kind = TargetSpec::Kind::Cgroup;
-    spec.cgroup = cg.string();
-    TargetResolver target(spec);
+    TargetResolver target(cg.spec());
     target.validate();
     LatencySampler sampler(target);
     EXPECT_GE(sampler.refresh_targets(), 1u);
@@ -98,12 +125,7 @@ TEST(LatencySampler, CgroupTargetFollowsForks) {
     EXPECT_GE(w.service.count, 500u) << "the workload in the cgroup was not measured";
   }
   sh.stop();
-  std::error_code ec;
-  for (int i = 0; i < 50 && fs::exists(cg, ec); ++i) {
-    rmdir(cg.c_str());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_FALSE(fs::exists(cg, ec));
+  EXPECT_TRUE(cg.remove()) << "test cgroup left behind: " << cg.path();
 }
 
 // A cgroup target that forks many short-lived children: the fork hook adds
@@ -111,19 +133,14 @@ TEST(LatencySampler, CgroupTargetFollowsForks) {
 // long-running daemon would fill the map.
 TEST(LatencySampler, ExitedForkedChildrenLeaveTheTargetMap) {
   SPECACT_REQUIRE_ROOT_BPF();
-  namespace fs = std::filesystem;
   std::string root = specact::cgroup2_mount();
   ASSERT_FALSE(root.empty());
-  fs::path cg = fs::path(root) / ("specact-test-forks-" + std::to_string(getpid()));
-  fs::create_directory(cg);
+  TestCgroup cg("specact-test-forks");
   Subprocess sh({"/bin/sh", "-c", "sleep 0.3; for i in $(seq 40); do /bin/true; done; sleep 30"});
   ASSERT_GT(sh.pid(), 0);
-  std::ofstream(cg / "cgroup.procs") << sh.pid() << "\n";
+  cg.add(sh.pid());
   {
-    TargetSpec spec;
-    spec.kind = TargetSpec::Kind::Cgroup;
-    spec.cgroup = cg.string();
-    TargetResolver target(spec);
+    TargetResolver target(cg.spec());
     target.validate();
     LatencySampler sampler(target);
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the forks happen now
@@ -134,13 +151,6 @@ TEST(LatencySampler, ExitedForkedChildrenLeaveTheTargetMap) {
     EXPECT_LE(sampler.target_map_entries(), 3u);  // sh and its sleep, at most
   }
   sh.stop();
-  // sh's `sleep 30` outlives sh: stop every process left in the cgroup by pid.
-  std::error_code ec;
-  for (int i = 0; i < 50 && fs::exists(cg, ec); ++i) {
-    std::ifstream procs(cg / "cgroup.procs");
-    for (pid_t p; procs >> p;) kill(p, SIGKILL);
-    rmdir(cg.c_str());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_FALSE(fs::exists(cg, ec)) << "test cgroup left behind: " << cg;
+  // sh's `sleep 30` outlives sh: remove() stops it by pid.
+  EXPECT_TRUE(cg.remove()) << "test cgroup left behind: " << cg.path();
 }

@@ -309,3 +309,54 @@ TEST(BuiltinSpeculator, NoActorViewWhenSinceDecisionDoesNotFit) {
   loop.ctx.role = AgentRole::Actor;
   EXPECT_FALSE(digest(loop.ctx).actor_view);
 }
+
+// The request-size prior: with a sleeping target the first step is
+// task.slice_us = kSliceBurstFactor x the measured burst (~300 us in the sim);
+// a CPU-bound target has no burst and gets no such step.
+TEST(SlicePrior, FirstStepIsJustAboveTheBurstOnlyForSleepingTargets) {
+  Loop loop(SimWorkload::periodic_vs_hogs(), 2);
+  loop.measure(3);
+  PolicyInput in = digest(loop.ctx);
+  ASSERT_TRUE(in.burst_us);
+  EXPECT_NEAR(*in.burst_us, 300, 30);
+  AgentReply r = BuiltinSpeculatorPolicy{}.propose(in);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_NEAR(static_cast<double>(r.candidates[0].config.at(kSlice)), kSliceBurstFactor * 300,
+              0.15 * kSliceBurstFactor * 300);
+
+  Loop cpu(SimWorkload::sysbench_like(), 2);
+  cpu.measure(3);
+  PolicyInput cin = digest(cpu.ctx);
+  EXPECT_FALSE(cin.burst_us);
+  for (const auto& c : BuiltinSpeculatorPolicy{}.propose(cin).candidates)
+    EXPECT_EQ(c.rationale.find("burst"), std::string::npos) << c.rationale;
+}
+
+// The floor: once the config in force served a window near the burst, neither
+// role explores further; above the floor they keep searching.
+TEST(SlicePrior, AtTheFloorNobodyExplores) {
+  Loop loop(SimWorkload::periodic_vs_hogs(), 3);
+  loop.measure(2);
+  loop.ctx.current[kSlice] = 400;  // the valley: p95 ~335 us, floor 1.3 x 300 us
+  loop.ctx.confirmed = loop.ctx.current;
+  loop.ctx.since_decision = loop.ctx.history.size();
+  loop.measure(3);
+  loop.ctx.role = AgentRole::Actor;
+  AgentReply actor = BuiltinActorPolicy{}.propose(loop.ctx);
+  ASSERT_EQ(actor.candidates.size(), 1u);
+  EXPECT_EQ(actor.candidates[0].config.at(kSlice), 400);
+  EXPECT_NE(actor.candidates[0].rationale.find("floor"), std::string::npos);
+  loop.ctx.role = AgentRole::Speculator;
+  for (const auto& c : BuiltinSpeculatorPolicy{}.propose(loop.ctx).candidates)
+    EXPECT_EQ(c.config.at(kSlice), 400) << c.rationale;
+
+  Loop far(SimWorkload::periodic_vs_hogs(), 3);
+  far.measure(2);
+  far.ctx.current[kSlice] = 1000;  // ~1.8 ms: far above the floor
+  far.ctx.confirmed = far.ctx.current;
+  far.measure(3);
+  far.ctx.role = AgentRole::Actor;
+  AgentReply explore = BuiltinActorPolicy{}.propose(far.ctx);
+  ASSERT_FALSE(explore.candidates.empty());
+  EXPECT_NE(explore.candidates[0].config.at(kSlice), 1000);
+}

@@ -10,12 +10,26 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev googletest
   dbus dbus-daemon stress-ng sysbench gnuplot-nox python3
   systemd-container debootstrap procps util-linux
+  libre2-dev
+  rt-tests postgresql-15 postgresql-client-15 memcached libmemcached-tools
+  debhelper dpkg-dev fakeroot lintian scdoc bash-completion polkitd
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
+  # Services packaged here (postgresql, memcached, prometheus) must not start
+  # on the build machine: the suite and tests start their own, by pid. A
+  # policy-rc.d answering 101 is Debian's documented way to say so.
+  guard=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$guard"
+    chmod 0755 "$guard"
+    trap 'rm -f "$guard"' EXIT
+  fi
   apt-get update
   apt-get install -y --no-install-recommends "${missing[@]}"
 fi

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "dbus/polkit_authority.h"
 #include "dbus/status_json.h"
 #include "specact_daemon1_adaptor.h"
 
@@ -102,6 +103,12 @@ class Daemon1Object final
   void remember_properties() {
     invalidate();
     last_emitted_ = observable();
+  }
+
+  // Unique name of the caller being served (for the polkit check), or "".
+  std::string current_sender() {
+    const auto* msg = getObject().getCurrentlyProcessedMessage();
+    return msg ? msg->getSender() : std::string();
   }
 
  private:
@@ -243,6 +250,10 @@ class DbusServiceImpl final : public DbusService {
         timer_(io),
         reconnect_timer_(io),
         alive_(std::make_shared<bool>(true)) {
+    // Mutating calls are checked with polkit where it runs (polkit_authority.h).
+    polkit_surface_ = make_polkit_surface(
+        surface_, std::make_shared<PolkitAuthority>(PolkitAuthority::Options{options.bus_address}),
+        [this] { return object_ ? object_->current_sender() : std::string(); });
     connect();
     surface_.on_window = [this](const json& w) { on_window(w); };
     surface_.on_event = [this](const HistoryEvent& e) { on_event(e); };
@@ -279,7 +290,7 @@ class DbusServiceImpl final : public DbusService {
           (o.bus_address.empty() ? std::string("system bus") : "bus at " + o.bus_address) + ": " +
           e.getMessage());
     }
-    object_ = std::make_unique<Daemon1Object>(*conn_, surface_, o.version,
+    object_ = std::make_unique<Daemon1Object>(*conn_, *polkit_surface_, o.version,
                                               [this] { on_state_changed(); });
     try {
       conn_->requestName(o.bus_name);
@@ -456,6 +467,7 @@ class DbusServiceImpl final : public DbusService {
   ControlSurface& surface_;
   asio::io_context& io_;
   DbusOptions options_;
+  std::unique_ptr<ControlSurface> polkit_surface_;  // outlives object_, which calls it
   std::unique_ptr<sdbus::IConnection> conn_;
   std::unique_ptr<Daemon1Object> object_;
   std::string name_;

@@ -20,10 +20,10 @@ SMOOTH_WINDOWS = 7
 class Proc:
     """A child process in its own session, always stopped by pid."""
 
-    def __init__(self, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True):
+    def __init__(self, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, **popen):
         self.argv = argv
         self.p = subprocess.Popen(argv, stdout=stdout, stderr=stderr, text=text,
-                                  start_new_session=True)
+                                  start_new_session=True, **popen)
 
     @property
     def pid(self):
@@ -136,6 +136,7 @@ def parse_history(path, wall):
             series.append({"t": t, "p95_us": p95, "config": dict(in_force),
                            "straddled": bool(e.get("straddled")),
                            "oncpu_ms": w.get("oncpu_ms"),
+                           "service_p95_us": (w.get("service") or {}).get("p95_us"),
                            "throughput": (w.get("command") or {}).get("throughput")})
         if typ == "status" and "usage" in e:  # final snapshot, if the runtime writes one
             for role in usage:

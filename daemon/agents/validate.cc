@@ -79,14 +79,46 @@ const KnobInfo* find_knob(const AgentContext& ctx, const std::string& name) {
   return nullptr;
 }
 
-// Model-written text ends up in logs, history and D-Bus: no control characters
-// (no forged log lines), bounded length.
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or 0.
+size_t utf8_sequence(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+             : c >= 0xE0 && c <= 0xEF ? 3
+             : c >= 0xF0 && c <= 0xF4 ? 4
+                                      : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  // The second byte's range depends on the first (excludes overlongs, surrogates, > U+10FFFF).
+  unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+  unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if ((b(k) & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+// Model-written text (and parser messages quoting it) ends up in logs,
+// history.jsonl and D-Bus: no control characters (no forged log lines), valid
+// UTF-8 (nlohmann's dump() throws on anything else; invalid bytes become '?'),
+// at most max_len bytes, cut between characters.
 std::string sanitize(const std::string& s, size_t max_len) {
   std::string out;
   out.reserve(std::min(s.size(), max_len));
-  for (char c : s) {
-    if (out.size() >= max_len) break;
-    out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_sequence(s, i);
+    if (out.size() + std::max<size_t>(n, 1) > max_len) break;
+    if (n == 0) {
+      out += '?';
+      ++i;
+    } else if (n == 1) {
+      char c = s[i++];
+      out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
   }
   return out;
 }
@@ -213,15 +245,7 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
         reject(i, "\"rationale\" is not a string");
         continue;
       }
-      rationale = c["rationale"].get<std::string>();
-      if (rationale.size() > kMaxRationale) {
-        rationale.resize(kMaxRationale);
-        // Do not leave half a UTF-8 sequence at the cut.
-        while (!rationale.empty() && (static_cast<unsigned char>(rationale.back()) & 0xC0) == 0x80)
-          rationale.pop_back();
-        if (!rationale.empty() && (static_cast<unsigned char>(rationale.back()) & 0x80))
-          rationale.pop_back();
-      }
+      rationale = sanitize(c["rationale"].get<std::string>(), kMaxRationale);
     }
     Config config = ctx.current;
     std::string why;
@@ -275,7 +299,6 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
     for (auto& n : clamps) res.notes.push_back(std::move(n));
     reply.candidates.push_back({std::move(config), conf, std::move(rationale)});
   }
-  for (auto& c : reply.candidates) c.rationale = sanitize(c.rationale, kMaxRationale);
   if (reply.candidates.empty() && !reply.wants_more_evidence) {
     std::string joined;
     for (const auto& r : reasons) joined += (joined.empty() ? "" : "; ") + r;

@@ -2,6 +2,7 @@
 // caller) or safely clamped into the knob's domain. Nothing else is allowed.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -263,6 +264,38 @@ TEST(ReplyValidation, ModelTextCannotForgeLogLines) {
   ASSERT_EQ(v.reply.candidates.size(), 1u);
   EXPECT_EQ(v.reply.candidates[0].rationale.find_first_of("\n\x1b"), std::string::npos);
   for (const auto& n : v.notes) EXPECT_EQ(n.find('\n'), std::string::npos) << n;
+}
+
+// reply.error and the notes go to the log, history.jsonl and D-Bus, where
+// nlohmann's dump() throws on invalid UTF-8: the parser's message quotes the
+// raw bytes it choked on, and a byte-wise cut can split a character.
+TEST(ReplyValidation, ErrorsAndNotesAreValidUtf8) {
+  AgentContext ctx = context();
+  auto dumps = [](const std::string& s) {
+    try {
+      (void)nlohmann::json(s).dump();
+      return true;
+    } catch (const nlohmann::json::type_error&) {
+      return false;
+    }
+  };
+  std::string two_byte_name;
+  for (int i = 0; i < 400; ++i) two_byte_name += "\xc3\xa9";
+  const std::vector<std::string> replies = {
+      "{\"candidates\":[],\"x\":\"\xff\xfe\"}",  // malformed JSON quoting invalid bytes
+      "{\"candidates\":[{\"config\":{\"" + two_byte_name + "\":1},\"confidence\":0.5}]}",
+      "{\"candidates\":[{\"config\":{\"x\":1},\"confidence\":0.5}],\"" + two_byte_name + "\":1}",
+  };
+  for (const auto& r : replies) {
+    auto v = validate_reply(r, ctx);
+    EXPECT_FALSE(v.reply.ok());
+    EXPECT_TRUE(dumps(v.reply.error)) << v.reply.error;
+    EXPECT_LE(v.reply.error.size(), 1000u);
+    for (const auto& n : v.notes) {
+      EXPECT_TRUE(dumps(n)) << n;
+      EXPECT_LE(n.size(), 1000u);
+    }
+  }
 }
 
 TEST(ReplyValidation, ExtractsTheFirstBalancedObject) {

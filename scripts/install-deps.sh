@@ -11,6 +11,7 @@ packages=(
   dbus dbus-daemon stress-ng sysbench gnuplot-nox python3
   systemd-container debootstrap procps util-linux
   libre2-dev
+  clang-16 libclang-rt-16-dev
   rt-tests postgresql-15 postgresql-client-15 memcached libmemcached-tools
   debhelper dpkg-dev fakeroot lintian scdoc bash-completion polkitd
   prometheus

@@ -14,6 +14,10 @@ suite=bookworm
 # cache key, so a stale rootfs is never reused.
 packages=(systemd systemd-sysv dbus libbpf1 libelf1 zlib1g libsdbus-c++1
   libcurl4 libsystemd0 libstdc++6 util-linux procps)
+# SPECACT_E2E_EXTRA_PACKAGES (space-separated) adds packages, e.g. what the
+# package test needs: polkitd, man-db, bash-completion.
+read -ra extra <<<"${SPECACT_E2E_EXTRA_PACKAGES:-}"
+packages+=("${extra[@]}")
 
 mirror_from_apt() {
   # deb822 sources first (URIs:), then one-line sources (deb URL suite ...);

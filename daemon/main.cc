@@ -1,6 +1,7 @@
 // specactd: the specact tuning daemon. Dispatches to subcommands.
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string_view>
 
 #include "commands.h"
@@ -39,7 +40,9 @@ Exit status: 0 success, 1 runtime error, 2 usage error.
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int dispatch(int argc, char** argv) {
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -61,4 +64,20 @@ int main(int argc, char** argv) {
   if (cmd == "run") return specact::cmd_run(sub_argc, sub_argv);
   std::fprintf(stderr, "specactd: unknown command '%s' (see specactd --help)\n", argv[1]);
   return 2;
+}
+
+}  // namespace
+
+// Every subcommand maps its own errors to 1 or 2; this is the net under them,
+// so nothing ends in std::terminate (rc 134).
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "specactd: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fputs("specactd: internal error (unknown exception)\n", stderr);
+    return 1;
+  }
 }

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "dbus/arguments.h"
 #include "dbus/polkit_authority.h"
 #include "dbus/status_json.h"
 #include "specact_daemon1_adaptor.h"
@@ -137,28 +138,38 @@ class Daemon1Object final
     mutated("Resume");
   }
   void SetMode(const std::string& mode) override {
-    guarded("SetMode", [&] { surface_.set_mode(mode); });
+    guarded("SetMode", [&] {
+      check_string_argument("mode", mode, kMaxDbusNameArg);
+      surface_.set_mode(mode);
+    });
     mutated("SetMode", mode);
   }
   void SetTarget(const std::string& target_json) override {
+    std::string normalised;
     guarded("SetTarget", [&] {
-      json j = json::parse(target_json, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object())
-        throw ControlError("InvalidArgument", "target must be a JSON object such as {\"pid\":123}");
+      json j = parse_target_argument(target_json);
+      normalised = j.dump();
       surface_.set_target(j);
     });
-    mutated("SetTarget", target_json);
+    // Bounded in the log: a pids list can be long.
+    mutated("SetTarget", normalised.size() > 200 ? normalised.substr(0, 200) + "..." : normalised);
   }
   void Revert() override {
     guarded("Revert", [&] { surface_.revert(); });
     mutated("Revert");
   }
   void Pin(const std::string& knob, const int64_t& value) override {
-    guarded("Pin", [&] { surface_.pin(knob, value); });
+    guarded("Pin", [&] {
+      check_string_argument("knob", knob, kMaxDbusNameArg);
+      surface_.pin(knob, value);
+    });
     mutated("Pin", knob + "=" + std::to_string(value));
   }
   void Unpin(const std::string& knob) override {
-    guarded("Unpin", [&] { surface_.unpin(knob); });
+    guarded("Unpin", [&] {
+      check_string_argument("knob", knob, kMaxDbusNameArg);
+      surface_.unpin(knob);
+    });
     mutated("Unpin", knob);
   }
   std::string GetStatus() override {

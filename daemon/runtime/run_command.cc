@@ -4,7 +4,6 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <string>
 
@@ -100,14 +99,7 @@ int cmd_run(int argc, char** argv) {
 
   RunConfig cfg;
   try {
-    std::ifstream in(config_path);
-    if (!in) throw ConfigError(config_path + ": cannot open");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ConfigError(config_path + ": not valid JSON: " + e.what());
-    }
+    nlohmann::json j = RunConfig::read_json_file(config_path);
     if (!state_dir.empty() && j.is_object()) j["state_dir"] = state_dir;
     try {
       cfg = RunConfig::from_json(j);
@@ -117,8 +109,17 @@ int cmd_run(int argc, char** argv) {
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "specactd run: %s\n", e.what());
     return 2;
+  } catch (const std::exception& e) {
+    // Whatever else a parser throws is still the config's fault.
+    std::fprintf(stderr, "specactd run: %s: %s\n", config_path.c_str(), e.what());
+    return 2;
   }
   if (verbose) cfg.log_level = "debug";
+  // SetTarget over D-Bus follows the config's limits too; the daemon waits for
+  // a unit or cgroup that is not there yet instead of refusing it.
+  TargetPolicy policy = cfg.target_policy;
+  policy.absent_targets_allowed = true;
+  set_target_policy(policy);
 
   try {
     boost::asio::io_context io;
@@ -141,6 +142,9 @@ int cmd_run(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "specactd run: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fputs("specactd run: internal error (unknown exception)\n", stderr);
     return 1;
   }
 }

@@ -1,5 +1,9 @@
 #include "runtime/run_config.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -89,7 +93,14 @@ TargetSpec parse_target(const json& v, const std::string& path) {
   }
 }
 
+// std::regex compiles recursively: a long or deeply nested pattern overflows
+// the stack, so the length is bounded before it ever sees one.
+constexpr size_t kMaxMetricRegexLength = 1024;
+
 void check_regex(const std::string& re, const std::string& path) {
+  if (re.size() > kMaxMetricRegexLength)
+    fail(path, std::to_string(re.size()) + " bytes; the limit is " +
+                   std::to_string(kMaxMetricRegexLength));
   try {
     std::regex r(re);
     if (r.mark_count() < 1) fail(path, "needs one capture group around the number");
@@ -201,13 +212,32 @@ void parse_dbus(const json& j, DbusSettings& d) {
   if (j.contains("bus_address")) d.bus_address = get_string(j, path, "bus_address");
 }
 
+// Makes the config's target policy the one TargetSpec::from_json sees while the
+// config is parsed (knobs.background is parsed by the knobs module).
+class ScopedTargetPolicy {
+ public:
+  explicit ScopedTargetPolicy(const TargetPolicy& p) : saved_(target_policy()) {
+    set_target_policy(p);
+  }
+  ~ScopedTargetPolicy() { set_target_policy(saved_); }
+
+ private:
+  TargetPolicy saved_;
+};
+
 }  // namespace
 
 RunConfig RunConfig::from_json(const json& j) {
   RunConfig c;
   check_keys(j, "",
              {"target", "background", "objective", "window_ms", "mode", "knobs", "speculator",
-              "actor", "safety", "budgets", "engine", "state_dir", "dbus", "log_level"});
+              "actor", "safety", "budgets", "engine", "state_dir", "dbus", "log_level",
+              "max_target_pids", "allow_init_and_self"});
+  if (j.contains("max_target_pids"))
+    c.target_policy.max_pids = static_cast<size_t>(get_int(j, "", "max_target_pids", 1, 1'000'000));
+  if (j.contains("allow_init_and_self"))
+    c.target_policy.allow_init_and_self = get_bool(j, "", "allow_init_and_self");
+  ScopedTargetPolicy scoped(c.target_policy);
   if (j.contains("target") && !j.at("target").is_null())
     c.target = parse_target(j.at("target"), "target");
   if (j.contains("objective")) parse_objective(j.at("objective"), c);
@@ -266,18 +296,61 @@ RunConfig RunConfig::from_json(const json& j) {
         c.log_level != "error")
       fail("log_level", "'" + c.log_level + "' is not one of debug, info, warning, error");
   }
+  // Last, so a config's other mistakes are reported first.
+  try {
+    if (c.target) check_target_allowed(*c.target, c.target_policy);
+  } catch (const TargetError& e) {
+    fail("target", e.what());
+  }
+  try {
+    if (c.knobs.background) check_target_allowed(*c.knobs.background, c.target_policy);
+  } catch (const TargetError& e) {
+    fail("background", e.what());
+  }
   return c;
 }
 
-RunConfig RunConfig::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open");
+RunConfig RunConfig::from_text(const std::string& text) {
   json j;
   try {
-    j = json::parse(in, nullptr, true, /*ignore_comments=*/false);
-  } catch (const json::parse_error& e) {
+    j = json::parse(text, nullptr, true, /*ignore_comments=*/false);
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for numbers such as 1e400.
+    throw ConfigError(std::string("not valid JSON: ") + e.what());
+  }
+  return from_json(j);
+}
+
+json RunConfig::read_json_file(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw ConfigError(path + ": is a directory, not a config file");
+  if (!S_ISREG(st.st_mode)) throw ConfigError(path + ": not a regular file");
+  constexpr off_t kMaxConfigBytes = 1 << 20;
+  if (st.st_size > kMaxConfigBytes)
+    throw ConfigError(path + ": " + std::to_string(st.st_size) +
+                      " bytes; a config is at most 1 MiB");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+  std::string text;
+  try {
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    text = buf.str();
+  } catch (const std::exception& e) {
+    throw ConfigError(path + ": cannot read: " + e.what());
+  }
+  if (in.bad()) throw ConfigError(path + ": cannot read");
+  try {
+    return json::parse(text, nullptr, true, /*ignore_comments=*/false);
+  } catch (const json::exception& e) {
     throw ConfigError(path + ": not valid JSON: " + e.what());
   }
+}
+
+RunConfig RunConfig::from_file(const std::string& path) {
+  json j = read_json_file(path);
   try {
     return from_json(j);
   } catch (const ConfigError& e) {

@@ -40,10 +40,19 @@ struct RunConfig {
   std::string state_dir = "/var/lib/specactd";
   DbusSettings dbus;
   std::string log_level = "info";
+  // max_target_pids, allow_init_and_self; `specactd run` installs it with
+  // set_target_policy() so D-Bus SetTarget follows the same rules.
+  TargetPolicy target_policy;
 
   // Throws ConfigError("window_ms: expected an integer, got string") etc.
   static RunConfig from_json(const nlohmann::json& j);
+  // JSON text -> from_json; every failure (syntax, a number out of double's
+  // range, ...) is a ConfigError, never another exception.
+  static RunConfig from_text(const std::string& text);
   static RunConfig from_file(const std::string& path);
+  // The file's JSON; ConfigError naming the path when it cannot be opened, is
+  // not a regular file (a directory), is larger than 1 MiB or is not JSON.
+  static nlohmann::json read_json_file(const std::string& path);
 };
 
 }  // namespace specact

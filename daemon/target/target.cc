@@ -1,11 +1,13 @@
 #include "target/target.h"
 
 #include <dirent.h>
+#include <re2/re2.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -72,6 +74,11 @@ std::string run_capture(const std::string& cmd) {
   return out;
 }
 
+TargetPolicy& mutable_policy() {
+  static TargetPolicy policy;
+  return policy;
+}
+
 bool valid_unit_name(const std::string& u) {
   if (u.empty() || u.size() > 255) return false;
   return std::all_of(u.begin(), u.end(), [](char c) {
@@ -80,9 +87,62 @@ bool valid_unit_name(const std::string& u) {
   });
 }
 
+// Follows a unit to its cgroup: systemd's answer first, else a directory named
+// after the unit a few levels down (containers, tests with a fake root).
+std::optional<std::string> unit_cgroup_dir(const std::string& unit, const std::string& root) {
+  std::string rel;
+  std::error_code ec;
+  if (fs::exists("/run/systemd/system", ec))
+    rel = run_capture("systemctl show -p ControlGroup --value -- '" + unit + "' 2>/dev/null");
+  if (!rel.empty() && fs::is_directory(root + rel, ec)) return root + rel;
+  return find_dir_named(root, unit, 4);
+}
+
 }  // namespace
 
-TargetSpec TargetSpec::from_json(const nlohmann::json& j) {
+const TargetPolicy& target_policy() { return mutable_policy(); }
+void set_target_policy(const TargetPolicy& policy) { mutable_policy() = policy; }
+
+int64_t kernel_pid_max() {
+  std::string line = read_first_line("/proc/sys/kernel/pid_max");
+  char* end = nullptr;
+  long long v = std::strtoll(line.c_str(), &end, 10);
+  if (line.empty() || !end || *end != '\0' || v <= 1 || v > INT32_MAX) return 4194304;
+  return v;
+}
+
+std::shared_ptr<const re2::RE2> compile_comm_regex(const std::string& pattern) {
+  if (pattern.size() > kMaxCommRegexLength)
+    throw TargetError("comm regex is " + std::to_string(pattern.size()) + " bytes; the limit is " +
+                      std::to_string(kMaxCommRegexLength) + " (a comm is at most 15 characters)");
+  RE2::Options opts;
+  opts.set_log_errors(false);  // the error goes into the TargetError instead
+  opts.set_max_mem(kCommRegexMaxMem);
+  auto re = std::make_shared<const RE2>(pattern, opts);
+  if (!re->ok()) {
+    std::string shown = pattern.size() > 64 ? pattern.substr(0, 64) + "..." : pattern;
+    throw TargetError("malformed comm regex '" + shown + "': " + re->error() +
+                      " (RE2 syntax: no backreferences or lookaround)");
+  }
+  return re;
+}
+
+void check_target_allowed(const TargetSpec& spec, const TargetPolicy& policy) {
+  if (spec.kind != TargetSpec::Kind::Pid || policy.allow_init_and_self) return;
+  const pid_t self = getpid();
+  for (pid_t p : spec.pids) {
+    if (p == 1)
+      throw TargetError(
+          "pid 1 (init) is refused as a target; set \"allow_init_and_self\": true in the "
+          "config to tune it anyway");
+    if (p == self)
+      throw TargetError("pid " + std::to_string(p) +
+                        " is specactd itself and is refused as a target; set "
+                        "\"allow_init_and_self\": true in the config to allow it");
+  }
+}
+
+TargetSpec TargetSpec::from_json(const nlohmann::json& j, const TargetPolicy& policy) {
   if (!j.is_object() || j.size() != 1)
     throw TargetError(
         "target must be an object with exactly one of \"pid\", \"pids\", \"cgroup\", \"unit\", "
@@ -91,26 +151,50 @@ TargetSpec TargetSpec::from_json(const nlohmann::json& j) {
   const auto& [key, value] = *j.items().begin();
   if (key == "pid" || key == "pids") {
     s.kind = Kind::Pid;
+    // Checked in the JSON's own 64-bit types before any conversion: a pid_t
+    // cast of 4294967297 is 1.
     auto add = [&](const nlohmann::json& v) {
-      if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-        throw TargetError("target." + key + ": expected a positive integer pid");
-      s.pids.push_back(v.get<pid_t>());
+      if (!v.is_number_integer())
+        throw TargetError("target." + key + ": expected a positive integer pid, got " +
+                          v.dump().substr(0, 64));
+      const bool in_range = v.is_number_unsigned()
+                                ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= INT32_MAX
+                                : v.get<int64_t>() >= 1 && v.get<int64_t>() <= INT32_MAX;
+      if (!in_range)
+        throw TargetError("target." + key + ": " + v.dump() + " is not a valid pid (expected 1.." +
+                          std::to_string(kernel_pid_max()) + ")");
+      s.pids.push_back(static_cast<pid_t>(v.get<int64_t>()));
     };
-    if (key == "pid")
+    if (key == "pid") {
       add(value);
-    else if (value.is_array() && !value.empty())
+    } else if (value.is_array() && !value.empty()) {
+      if (value.size() > policy.max_pids)
+        throw TargetError("target.pids: " + std::to_string(value.size()) +
+                          " entries; the limit is " + std::to_string(policy.max_pids) +
+                          " (config key max_target_pids)");
       for (const auto& v : value) add(v);
-    else
+      // Duplicates would only multiply the work on every refresh.
+      std::sort(s.pids.begin(), s.pids.end());
+      s.pids.erase(std::unique(s.pids.begin(), s.pids.end()), s.pids.end());
+    } else {
       throw TargetError("target.pids: expected a non-empty array of pids");
+    }
   } else if (key == "cgroup" || key == "unit" || key == "comm") {
     if (!value.is_string() || value.get<std::string>().empty())
       throw TargetError("target." + key + ": expected a non-empty string");
     auto v = value.get<std::string>();
+    if (key == "cgroup" && v.size() > kMaxCgroupPathLength)
+      throw TargetError("target.cgroup: path of " + std::to_string(v.size()) +
+                        " bytes; the limit is " + std::to_string(kMaxCgroupPathLength));
+    if (key == "unit" && !valid_unit_name(v))
+      throw TargetError("target.unit: invalid unit name '" + v.substr(0, 64) +
+                        "' (at most 255 of A-Z a-z 0-9 : - _ . \\ @)");
+    if (key == "comm") compile_comm_regex(v);  // throws with the reason
     if (key == "cgroup") s.kind = Kind::Cgroup, s.cgroup = v;
     if (key == "unit") s.kind = Kind::Unit, s.unit = v;
     if (key == "comm") s.kind = Kind::Comm, s.comm_regex = v;
   } else {
-    throw TargetError("target: unknown key \"" + key +
+    throw TargetError("target: unknown key \"" + key.substr(0, 64) +
                       "\" (expected pid, pids, cgroup, unit or comm)");
   }
   return s;
@@ -200,18 +284,20 @@ TargetResolver::TargetResolver(TargetSpec spec, std::string proc_root, std::stri
 void TargetResolver::validate() {
   using Kind = TargetSpec::Kind;
   switch (spec_.kind) {
-    case Kind::Pid:
+    case Kind::Pid: {
       if (spec_.pids.empty()) throw TargetError("no target pid given");
-      for (pid_t p : spec_.pids)
+      const int64_t pid_max = kernel_pid_max();
+      for (pid_t p : spec_.pids) {
+        if (p <= 0 || p >= pid_max)
+          throw TargetError("no such process: pid " + std::to_string(p) + " (kernel.pid_max is " +
+                            std::to_string(pid_max) + ")");
         if (!process_exists(p, proc_root_))
           throw TargetError("no such process: pid " + std::to_string(p));
-      break;
-    case Kind::Comm:
-      try {
-        comm_re_.emplace(spec_.comm_regex, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        throw TargetError("malformed comm regex '" + spec_.comm_regex + "': " + e.what());
       }
+      break;
+    }
+    case Kind::Comm:
+      comm_re_ = compile_comm_regex(spec_.comm_regex);
       break;
     case Kind::Cgroup:
     case Kind::Unit: {
@@ -220,28 +306,35 @@ void TargetResolver::validate() {
         throw TargetError(
             "no cgroup v2 hierarchy is mounted (cgroup v1-only host); use --pid or "
             "--comm instead");
+      cgroup_root_resolved_ = root;
+      std::error_code ec;
       if (spec_.kind == Kind::Cgroup) {
+        if (spec_.cgroup.size() > kMaxCgroupPathLength)
+          throw TargetError("cgroup path too long (limit " + std::to_string(kMaxCgroupPathLength) +
+                            " bytes)");
         std::string path = spec_.cgroup;
         if (path.rfind(root, 0) != 0) path = root + (path.starts_with("/") ? "" : "/") + path;
-        std::error_code ec;
-        if (!fs::is_directory(path, ec) || !fs::exists(fs::path(path) / "cgroup.procs", ec))
-          throw TargetError("no such cgroup v2 directory: " + path);
-        cgroup_dir_ = fs::weakly_canonical(path, ec).string();
+        fs::path norm = fs::path(path).lexically_normal();
+        std::string rel = norm.lexically_relative(root).string();
+        if (rel.empty() || rel.starts_with(".."))
+          throw TargetError("cgroup " + spec_.cgroup + " is outside the cgroup v2 mount " + root);
+        // A directory that does not exist yet (the service creates it) is a
+        // target with no processes until it does.
+        if (!fs::exists(norm, ec) && !target_policy().absent_targets_allowed)
+          throw TargetError("no such cgroup v2 directory: " + norm.string());
+        if (fs::exists(norm, ec) && !fs::is_directory(norm, ec))
+          throw TargetError("not a cgroup v2 directory: " + norm.string());
+        if (fs::is_directory(norm, ec) && !fs::exists(norm / "cgroup.procs", ec))
+          throw TargetError("not a cgroup v2 directory (no cgroup.procs): " + norm.string());
+        cgroup_dir_ = norm.string();
       } else {
         if (!valid_unit_name(spec_.unit))
           throw TargetError("invalid unit name '" + spec_.unit + "'");
-        std::string rel;
-        std::error_code ec;
-        if (fs::exists("/run/systemd/system", ec))
-          rel = run_capture("systemctl show -p ControlGroup --value -- '" + spec_.unit +
-                            "' 2>/dev/null");
-        std::optional<std::string> dir;
-        if (!rel.empty() && fs::is_directory(root + rel, ec)) dir = root + rel;
-        if (!dir) dir = find_dir_named(root, spec_.unit, 4);
-        if (!dir)
+        // Not running yet can be fine: processes() looks for its cgroup again.
+        cgroup_dir_ = unit_cgroup_dir(spec_.unit, root);
+        if (!cgroup_dir_ && !target_policy().absent_targets_allowed)
           throw TargetError("unknown unit '" + spec_.unit + "': no cgroup for it under " + root +
                             " (is it running?)");
-        cgroup_dir_ = *dir;
       }
       break;
     }
@@ -251,6 +344,11 @@ void TargetResolver::validate() {
 std::vector<pid_t> TargetResolver::processes() const {
   using Kind = TargetSpec::Kind;
   std::vector<pid_t> out;
+  const pid_t self = getpid();
+  const bool allow_init = target_policy().allow_init_and_self;
+  // Explicit pids were checked by check_target_allowed; sets found by
+  // matching never include this process, nor init unless allowed.
+  auto wanted = [&](pid_t p) { return p != self && (p != 1 || allow_init); };
   switch (spec_.kind) {
     case Kind::Pid:
       for (pid_t p : spec_.pids)
@@ -258,19 +356,23 @@ std::vector<pid_t> TargetResolver::processes() const {
       break;
     case Kind::Cgroup:
     case Kind::Unit: {
-      if (!cgroup_dir_) break;
+      if (cgroup_root_resolved_.empty()) break;  // not validated
+      std::error_code ec;
+      if (spec_.kind == Kind::Unit && (!cgroup_dir_ || !fs::is_directory(*cgroup_dir_, ec)))
+        cgroup_dir_ = unit_cgroup_dir(spec_.unit, cgroup_root_resolved_);
+      if (!cgroup_dir_ || !fs::is_directory(*cgroup_dir_, ec)) break;
       std::set<pid_t> procs;
       collect_cgroup_procs(*cgroup_dir_, procs);
-      out.assign(procs.begin(), procs.end());
+      for (pid_t p : procs)
+        if (wanted(p)) out.push_back(p);
       break;
     }
     case Kind::Comm: {
       if (!comm_re_) break;
-      pid_t self = getpid();
       for (pid_t p : numeric_entries(proc_root_)) {
-        if (p == self) continue;
+        if (!wanted(p)) continue;
         std::string comm = read_first_line(proc_root_ + "/" + std::to_string(p) + "/comm");
-        if (!comm.empty() && std::regex_search(comm, *comm_re_)) out.push_back(p);
+        if (!comm.empty() && RE2::PartialMatch(comm, *comm_re_)) out.push_back(p);
       }
       break;
     }

@@ -133,6 +133,51 @@ TEST_F(DbusServiceTest, SetModeAndSetTargetValidate) {
   EXPECT_EQ(json::parse(proxy_->Target()), json({{"unit", "nginx.service"}}));
 }
 
+// Issue 11 items 2, 3, 11 at the transport: refused before the runtime sees
+// them, each within a second.
+TEST_F(DbusServiceTest, HostileArgumentsAreInvalidArguments) {
+  auto timed = [&](const std::function<void()>& f, double* secs) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string name = error_name(f);
+    *secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return name;
+  };
+  json many = json::array();
+  for (int i = 0; i < 200'000; ++i) many.push_back(4242);
+  const std::string deep = std::string(20'000, '(') + "a" + std::string(20'000, ')');
+  const std::vector<std::pair<const char*, std::string>> refused = {
+      {"pid 2^32+1", R"({"pid":4294967297})"},
+      {"pids 2^32+1", R"({"pids":[12,4294967297]})"},
+      {"pid 1", R"({"pid":1})"},
+      {"100k comm", json{{"comm", std::string(100'000, 'a')}}.dump()},
+      {"nested comm", json{{"comm", deep}}.dump()},
+      {"backreference", R"({"comm":"(a)\\1"})"},
+      {"200000 pids", json{{"pids", many}}.dump()},
+      {"2 MiB argument", std::string(2 << 20, ' ') + "{}"},
+  };
+  for (const auto& [what, arg] : refused) {
+    double secs = 0;
+    EXPECT_EQ(timed([&] { proxy_->SetTarget(arg); }, &secs), "org.specact.Error.InvalidArgument")
+        << what;
+    EXPECT_LT(secs, 1.0) << what;
+  }
+  EXPECT_EQ(json::parse(proxy_->Target()), json({{"pid", 4242}}));  // unchanged
+  // Accepted: the backtracking pattern is fine for RE2; a pid list arrives de-duplicated.
+  proxy_->SetTarget(R"({"comm":"(.*)*(.*)*(.*)*(.*)*x$"})");
+  proxy_->SetTarget(R"({"pids":[7,5,7,5]})");
+  EXPECT_EQ(json::parse(proxy_->Target()), json({{"pids", {5, 7}}}));
+  // Every string argument has a cap.
+  const std::string huge(100'000, 'k');
+  EXPECT_EQ(error_name([&] { proxy_->Pin(huge, 1); }), "org.specact.Error.InvalidArgument");
+  EXPECT_EQ(error_name([&] { proxy_->Unpin(huge); }), "org.specact.Error.InvalidArgument");
+  try {
+    proxy_->SetMode(huge);
+    FAIL() << "a 100k mode must be refused";
+  } catch (const sdbus::Error& e) {
+    EXPECT_NE(e.getMessage().find("the limit is 256"), std::string::npos) << e.getMessage();
+  }
+}
+
 TEST_F(DbusServiceTest, PinUnpinRevert) {
   proxy_->Pin("task.slice_us", 100);
   EXPECT_EQ(proxy_->CurrentConfig().at("task.slice_us"), 100);

@@ -1,7 +1,15 @@
 // The daemon config: every section parses, and bad input names its key path.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "runtime/run_config.h"
+#include "subprocess.h"
+#include "test_support.h"
 
 namespace specact {
 namespace {
@@ -21,6 +29,8 @@ TEST(RunConfig, FullConfigParses) {
   json j = R"({
     "_comment": "keys starting with _ are comments",
     "target": {"pid": 1},
+    "allow_init_and_self": true,
+    "max_target_pids": 100,
     "background": {"comm": "^stress"},
     "objective": {"metric": "command", "command": "sysbench cpu run", "stream": true,
                   "p95_scale_to_us": 1000, "min_samples": 30},
@@ -39,6 +49,8 @@ TEST(RunConfig, FullConfigParses) {
   RunConfig c = RunConfig::from_json(j);
   ASSERT_TRUE(c.target);
   EXPECT_EQ(c.target->pids.at(0), 1);
+  EXPECT_TRUE(c.target_policy.allow_init_and_self);
+  EXPECT_EQ(c.target_policy.max_pids, 100u);
   EXPECT_EQ(c.metric, Metric::CommandP95);
   ASSERT_TRUE(c.command);
   EXPECT_TRUE(c.command->stream);
@@ -105,8 +117,17 @@ TEST(RunConfig, BadInputNamesTheKeyPath) {
       {R"({"knobs": 5})", "knobs: expected an object"},
       {R"({"speculator": {"backend": "gpt"}})", "speculator.backend"},
       {R"({"actor": {"backend": "builtin", "delay_ms": "slow"}})", "actor.delay_ms"},
-      {R"({"background": {"pid": 1}, "knobs": {"background": {"pid": 2}}})",
+      {R"({"background": {"pid": 3}, "knobs": {"background": {"pid": 2}}})",
        "background: given twice"},
+      {R"({"target": {"pid": 4294967297}})", "target: target.pid: 4294967297 is not a valid pid"},
+      {R"({"target": {"pids": [12, 4294967297]}})", "is not a valid pid"},
+      {R"({"target": {"pid": 1}})", "target: pid 1 (init) is refused"},
+      {R"({"background": {"pid": 1}})", "background: pid 1 (init) is refused"},
+      {R"({"target": {"pid": 1}, "allow_init_and_self": "yes"})",
+       "allow_init_and_self: expected true or false"},
+      {R"({"max_target_pids": 0})", "max_target_pids: 0 is outside"},
+      {R"({"target": {"pids": [2, 3, 4]}, "max_target_pids": 2})", "the limit is 2"},
+      {R"({"target": {"comm": "(a)\\1"}})", "target: malformed comm regex"},
       {R"([1, 2])", "expected an object"},
   };
   for (const auto& c : cases) {
@@ -114,6 +135,150 @@ TEST(RunConfig, BadInputNamesTheKeyPath) {
     EXPECT_NE(err.find(c.expect), std::string::npos)
         << "config " << c.json << "\n  error: '" << err << "'\n  wanted: '" << c.expect << "'";
   }
+}
+
+TEST(RunConfig, ConfigOfTheDaemonItselfIsRefused) {
+  std::string err = error_of({{"target", {{"pid", getpid()}}}});
+  EXPECT_NE(err.find("is specactd itself"), std::string::npos) << err;
+  RunConfig ok = RunConfig::from_json(
+      {{"target", {{"pids", {getpid(), 1, getpid()}}}}, {"allow_init_and_self", true}});
+  EXPECT_EQ(ok.target->pids.size(), 2u);  // de-duplicated
+}
+
+TEST(RunConfig, NumbersBeyondDoubleAreAConfigError) {
+  try {
+    RunConfig::from_text(R"({"safety":{"margin":1e400}})");
+    FAIL() << "1e400 must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(RunConfig::from_text("{"), ConfigError);
+  EXPECT_THROW(RunConfig::from_text("\xff\xfe"), ConfigError);
+  EXPECT_THROW(RunConfig::read_json_file("/"), ConfigError);
+  EXPECT_THROW(RunConfig::read_json_file("/nonexistent/specact.json"), ConfigError);
+}
+
+// Hostile comm patterns through the config: refused or accepted, never a hang
+// or a crash of the parser.
+TEST(RunConfig, HostilePatternsAreBounded) {
+  const std::string deep = std::string(20'000, '(') + "a" + std::string(20'000, ')');
+  EXPECT_NE(error_of({{"target", {{"comm", std::string(100'000, 'a')}}}}).find("limit is 1024"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"target", {{"comm", deep}}}}).find("limit is 1024"), std::string::npos);
+  EXPECT_NE(
+      error_of({{"objective", {{"metric", "command"}, {"command", "x"}, {"p95_regex", deep}}}})
+          .find("objective.p95_regex: 40001 bytes"),
+      std::string::npos);
+  EXPECT_NO_THROW(RunConfig::from_json({{"target", {{"comm", "(.*)*(.*)*(.*)*(.*)*x$"}}}}));
+}
+
+// ---- the real specactd binary ------------------------------------------------
+
+struct Outcome {
+  int code = -1;  // -1: still running at the deadline (killed)
+  double seconds = 0;
+  std::string output;
+};
+
+Outcome run_daemon(const std::vector<std::string>& args, int timeout_ms,
+                   int sigterm_after_ms = -1) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::string> argv = {SPECACTD_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  testing::Subprocess d(argv, /*merge_stderr=*/true);
+  auto t0 = Clock::now();
+  auto ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  };
+  Outcome o;
+  bool signalled = false;
+  std::string line;
+  while (ms() < timeout_ms) {
+    if (d.read_line(line, 20)) o.output += line + "\n";
+    if (!signalled && sigterm_after_ms >= 0 && ms() >= sigterm_after_ms) {
+      d.signal(SIGTERM);
+      signalled = true;
+      t0 = Clock::now();  // from here on, the time to answer SIGTERM
+    }
+    int rc = d.wait(0);
+    if (rc >= 0) {
+      o.code = rc;
+      o.seconds = ms() / 1000.0;
+      o.output += d.drain_stdout();
+      return o;
+    }
+  }
+  o.output += "(killed at the deadline)";
+  return o;  // the Subprocess destructor stops it by pid
+}
+
+class DaemonInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/specact-input-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string config(const std::string& name, const std::string& text) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string base() const {
+    return R"("state_dir": ")" + dir_ + R"(/state", "dbus": {"enabled": false})";
+  }
+  std::string dir_;
+};
+
+// Issue 11 item 5: these ended in std::terminate (rc 134).
+TEST_F(DaemonInput, UnparsableNumbersAndDirectoriesExitTwo) {
+  Outcome big =
+      run_daemon({"run", "--config", config("big.json", R"({"safety":{"margin":1e400}})")}, 5000);
+  EXPECT_EQ(big.code, 2) << big.output;
+  EXPECT_NE(big.output.find("not valid JSON"), std::string::npos) << big.output;
+  EXPECT_EQ(big.output.find("terminate"), std::string::npos) << big.output;
+
+  Outcome dir = run_daemon({"run", "--config", dir_}, 5000);
+  EXPECT_EQ(dir.code, 2) << dir.output;
+  EXPECT_NE(dir.output.find("is a directory"), std::string::npos) << dir.output;
+
+  Outcome bin = run_daemon({"run", "--config", config("bin.json", "\xff\xfe{\"a\"")}, 5000);
+  EXPECT_EQ(bin.code, 2) << bin.output;
+}
+
+// Issue 11 items 2 and 3 through the config file: refused at once, exit 2.
+TEST_F(DaemonInput, HostileTargetsInTheConfigExitTwo) {
+  const std::string deep = std::string(20'000, '(') + "a" + std::string(20'000, ')');
+  auto comm = [&](const std::string& pattern) {
+    return R"({"target": {"comm": ")" + pattern + R"("}, )" + base() + "}";
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"long", comm(std::string(100'000, 'a'))},
+      {"deep", comm(deep)},
+      {"narrow", R"({"target": {"pid": 4294967297}, )" + base() + "}"},
+      {"init", R"({"target": {"pid": 1}, )" + base() + "}"},
+  };
+  for (const auto& [name, text] : cases) {
+    Outcome o =
+        run_daemon({"run", "--config", config(name + ".json", text), "--duration", "1"}, 5000);
+    EXPECT_EQ(o.code, 2) << name << ": " << o.output;
+    EXPECT_LT(o.seconds, 1.0) << name;
+    EXPECT_NE(o.output.find("target"), std::string::npos) << name << ": " << o.output;
+  }
+}
+
+// Issue 11 item 1 through the config: the pattern that pinned a CPU inside
+// std::regex; the daemon must still answer SIGTERM promptly.
+TEST_F(DaemonInput, BacktrackingCommPatternStillAnswersSigterm) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  std::string cfg =
+      config("hang.json",
+             R"({"target": {"comm": "(.*)*(.*)*(.*)*(.*)*x$"}, "window_ms": 200, )" + base() + "}");
+  Outcome o = run_daemon({"run", "--config", cfg}, 8000, /*sigterm_after_ms=*/2000);
+  EXPECT_GE(o.code, 0) << "did not stop within 6 s of SIGTERM:\n" << o.output;
+  EXPECT_LE(o.code, 1) << o.output;
+  EXPECT_LT(o.seconds, 1.0) << o.output;
+  std::printf("stopped %.3f s after SIGTERM with exit %d\n", o.seconds, o.code);
 }
 
 }  // namespace

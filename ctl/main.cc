@@ -107,6 +107,104 @@ struct Args {
   std::vector<std::string> rest;
 };
 
+// Per-command help (`specactctl COMMAND --help`), the matching part of kHelp.
+const std::map<std::string, std::string> kCommandHelp = {
+    {"status",
+     "Usage: specactctl [--json] status\n\nState, mode, target, last p95 against the baseline, "
+     "hit rate, agent\ntoken use and cost, and the current / confirmed / baseline value of "
+     "every\ntuned knob. --json prints the GetStatus object.\n"},
+    {"knobs",
+     "Usage: specactctl [--json] knobs\n\nThe knob catalogue on this machine: family, current "
+     "value, domain, unit,\nand why a knob is unavailable.\n"},
+    {"history",
+     "Usage: specactctl [--json] history [--since SEQ] [--limit N]\n\nEngine events with a "
+     "sequence number above SEQ (default 0), the newest N\n(default 50, 0 = all).\n"},
+    {"watch",
+     "Usage: specactctl [--json] watch [--count N]\n\nFollow the daemon live: p95 per window, "
+     "the current and confirmed config,\nand who moved which knob and why. --count N exits after "
+     "N windows.\n"},
+    {"start", "Usage: specactctl start\n\nStart tuning the target (root or group specact).\n"},
+    {"stop",
+     "Usage: specactctl stop\n\nStop tuning; the current config is kept (root or group "
+     "specact).\n"},
+    {"pause",
+     "Usage: specactctl pause\n\nFreeze decisions; measuring continues (root or group "
+     "specact).\n"},
+    {"resume", "Usage: specactctl resume\n\nResume decisions after pause.\n"},
+    {"revert", "Usage: specactctl revert\n\nPut every knob back to its baseline value.\n"},
+    {"mode",
+     "Usage: specactctl mode MODE\n\nMODE: speculative | actor-only | speculator-only | "
+     "recommend | monitor\n"},
+    {"target",
+     "Usage: specactctl target --pid PID[,PID...] | --unit UNIT | --cgroup PATH | --comm "
+     "REGEX\n\nChoose the workload to tune. Pids are 1..kernel.pid_max; a unit or cgroup that\n"
+     "does not exist yet is followed once it appears; REGEX is RE2 syntax, at most\n1024 "
+     "bytes.\n"},
+    {"pin",
+     "Usage: specactctl pin KNOB=VALUE\n\nHold KNOB at VALUE (an integer, or a name for enum "
+     "knobs, e.g.\ntask.policy=batch); agents leave it alone.\n"},
+    {"unpin", "Usage: specactctl unpin KNOB\n\nRelease a pinned knob.\n"},
+};
+
+// Connects on first use, so every usage error is reported (exit 2) before the
+// daemon's absence (exit 3) can be.
+class LazyClient {
+ public:
+  explicit LazyClient(std::string bus) : bus_(std::move(bus)) {}
+  Client& get() {
+    if (!client_) client_.emplace(bus_);
+    return *client_;
+  }
+  Daemon1Proxy& daemon() { return get().daemon(); }
+
+ private:
+  std::string bus_;
+  std::optional<Client> client_;
+};
+
+// RFC 3629 UTF-8: D-Bus strings must be valid, and JSON output needs it too.
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values beyond U+10FFFF.
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+int64_t kernel_pid_max() {
+  FILE* f = std::fopen("/proc/sys/kernel/pid_max", "r");
+  long long v = 0;
+  if (f) {
+    if (std::fscanf(f, "%lld", &v) != 1) v = 0;
+    std::fclose(f);
+  }
+  return v > 1 && v <= std::numeric_limits<int32_t>::max() ? v : 4194304;
+}
+
 [[noreturn]] void usage_error(const std::string& msg) {
   throw CtlError(kUsage, msg + " (see specactctl --help)");
 }
@@ -141,7 +239,7 @@ auto call(const std::string& action, F&& f) -> decltype(f()) {
 
 // ---- read commands --------------------------------------------------------
 
-int cmd_status(Client& c, const Args& a) {
+int cmd_status(LazyClient& c, const Args& a) {
   if (!a.rest.empty()) usage_error("status takes no arguments");
   json status =
       parse_reply(call("read the status", [&] { return c.daemon().GetStatus(); }), "status");
@@ -159,7 +257,7 @@ int cmd_status(Client& c, const Args& a) {
   return kOk;
 }
 
-int cmd_knobs(Client& c, const Args& a) {
+int cmd_knobs(LazyClient& c, const Args& a) {
   if (!a.rest.empty()) usage_error("knobs takes no arguments");
   json knobs = parse_reply(call("list knobs", [&] { return c.daemon().ListKnobs(); }), "knobs");
   if (a.json)
@@ -169,7 +267,7 @@ int cmd_knobs(Client& c, const Args& a) {
   return kOk;
 }
 
-int cmd_history(Client& c, const Args& a) {
+int cmd_history(LazyClient& c, const Args& a) {
   uint64_t since = 0;
   uint64_t limit = 50;
   for (size_t i = 0; i < a.rest.size(); ++i) {
@@ -203,7 +301,7 @@ int done(const Args& a, const std::string& command, const std::string& text) {
   return kOk;
 }
 
-int cmd_simple(Client& c, const Args& a) {
+int cmd_simple(LazyClient& c, const Args& a) {
   if (!a.rest.empty()) usage_error(a.command + " takes no arguments");
   auto& d = c.daemon();
   const std::string& cmd = a.command;
@@ -224,7 +322,7 @@ int cmd_simple(Client& c, const Args& a) {
   return done(a, cmd, kDone.at(cmd));
 }
 
-int cmd_mode(Client& c, const Args& a) {
+int cmd_mode(LazyClient& c, const Args& a) {
   if (a.rest.size() != 1) usage_error("mode takes exactly one MODE");
   const std::string& m = a.rest[0];
   if (std::find(kModes.begin(), kModes.end(), m) == kModes.end())
@@ -234,7 +332,7 @@ int cmd_mode(Client& c, const Args& a) {
   return done(a, "mode", "specactd: mode set to " + m);
 }
 
-int cmd_target(Client& c, const Args& a) {
+int cmd_target(LazyClient& c, const Args& a) {
   if (a.rest.size() != 2)
     usage_error("target takes one of --pid PID[,PID...], --unit, --cgroup, --comm");
   const std::string& opt = a.rest[0];
@@ -248,7 +346,10 @@ int cmd_target(Client& c, const Args& a) {
       std::string one =
           val.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       uint64_t pid = parse_uint(one, "--pid");
-      if (pid == 0 || pid > 4194304) usage_error("--pid " + one + " is not a valid pid");
+      const int64_t pid_max = kernel_pid_max();
+      if (pid == 0 || pid >= static_cast<uint64_t>(pid_max))
+        usage_error("--pid " + one + " is not a valid pid (1.." + std::to_string(pid_max - 1) +
+                    ")");
       pids.push_back(pid);
       if (comma == std::string::npos) break;
       start = comma + 1;
@@ -264,7 +365,7 @@ int cmd_target(Client& c, const Args& a) {
   return done(a, "target", "specactd: target set to " + describe_target(t));
 }
 
-int cmd_pin(Client& c, const Args& a) {
+int cmd_pin(LazyClient& c, const Args& a) {
   if (a.rest.size() != 1 || a.rest[0].find('=') == std::string::npos)
     usage_error("pin takes KNOB=VALUE");
   std::string knob = a.rest[0].substr(0, a.rest[0].find('='));
@@ -298,7 +399,7 @@ int cmd_pin(Client& c, const Args& a) {
   return done(a, "pin", "specactd: pinned " + knob + "=" + value);
 }
 
-int cmd_unpin(Client& c, const Args& a) {
+int cmd_unpin(LazyClient& c, const Args& a) {
   if (a.rest.size() != 1 || a.rest[0].empty()) usage_error("unpin takes KNOB");
   call("unpin " + a.rest[0], [&] { c.daemon().Unpin(a.rest[0]); });
   return done(a, "unpin", "specactd: unpinned " + a.rest[0]);
@@ -618,6 +719,7 @@ Args parse_args(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
+    if (!valid_utf8(s)) usage_error("argument " + std::to_string(i) + " is not valid UTF-8 text");
     if (s == "--json") {
       a.json = true;
     } else if (s == "--bus") {
@@ -639,13 +741,20 @@ Args parse_args(int argc, char** argv) {
 int dispatch(const Args& a) {
   const std::string& cmd = a.command;
   if (cmd.empty()) usage_error("missing COMMAND");
+  if (std::find(a.rest.begin(), a.rest.end(), "--help") != a.rest.end() ||
+      std::find(a.rest.begin(), a.rest.end(), "-h") != a.rest.end()) {
+    auto help = kCommandHelp.find(cmd);
+    if (help == kCommandHelp.end()) usage_error("unknown command '" + cmd + "'");
+    std::cout << help->second;
+    return kOk;
+  }
   if (cmd == "watch") return cmd_watch(a);
   static const std::vector<std::string> kKnown = {"status", "knobs",  "history", "start",
                                                   "stop",   "pause",  "resume",  "revert",
                                                   "mode",   "target", "pin",     "unpin"};
   if (std::find(kKnown.begin(), kKnown.end(), cmd) == kKnown.end())
     usage_error("unknown command '" + cmd + "'");
-  Client client(a.bus);
+  LazyClient client(a.bus);
   if (cmd == "status") return cmd_status(client, a);
   if (cmd == "knobs") return cmd_knobs(client, a);
   if (cmd == "history") return cmd_history(client, a);

@@ -136,10 +136,15 @@ TEST_F(SpecactctlTest, ExitCodesForUsageAndDaemonErrors) {
   auto range = ctl({"pin", "task.slice_us=1"});
   EXPECT_EQ(range.exit_code, 1);
   EXPECT_NE(range.err.find("within [100, 100000]"), std::string::npos) << range.err;
-  auto gone = ctl({"target", "--pid", "4194304"});
-  EXPECT_EQ(gone.exit_code, 0);  // in range for the kernel; the fake accepts it
-  auto missing = ctl({"target", "--pid", "5000000"});
-  EXPECT_EQ(missing.exit_code, 2);  // not a pid at all: rejected before the call
+  int64_t pid_max = 4194304;
+  std::ifstream("/proc/sys/kernel/pid_max") >> pid_max;
+  auto gone = ctl({"target", "--pid", std::to_string(pid_max - 1)});
+  EXPECT_EQ(gone.exit_code, 0) << gone.err;  // in range for the kernel; the fake accepts it
+  for (const std::string& not_a_pid : {std::to_string(pid_max), std::string("4294967297")}) {
+    auto missing = ctl({"target", "--pid", not_a_pid});
+    EXPECT_EQ(missing.exit_code, 2) << not_a_pid;  // not a pid at all: rejected before the call
+    EXPECT_NE(missing.err.find("is not a valid pid"), std::string::npos) << missing.err;
+  }
   auto help = ctl({"--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("Exit status:"), std::string::npos);
@@ -155,6 +160,44 @@ TEST_F(SpecactctlTest, DaemonNotRunningIsExitThree) {
                            {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/specact/bus"});
   EXPECT_EQ(nobus.exit_code, 3);
   EXPECT_NE(nobus.err.find("cannot connect"), std::string::npos) << nobus.err;
+}
+
+// Issue 11, specactctl minor points: with the daemon down a usage error is
+// still exit 2 (it was 3 "not running"), per-command --help works, and an
+// argument that is not UTF-8 gets one clear line.
+TEST_F(SpecactctlTest, UsageErrorsComeFirstAndHelpAndUtf8) {
+  server_->stop_service();
+  const std::vector<std::vector<std::string>> usage = {{"mode", "turbo"},
+                                                       {"target", "--pid", "abc"},
+                                                       {"pin", "task.slice_us"},
+                                                       {"history", "--limit", "x"},
+                                                       {"status", "extra"},
+                                                       {"unpin"},
+                                                       {"target", "--pid", "4294967297"},
+                                                       {"watch", "--count", "0"}};
+  for (const auto& args : usage) {
+    auto r = ctl(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": "
+                              << r.err;
+  }
+  EXPECT_EQ(ctl({"status"}).exit_code, 3);  // a valid command still says "not running"
+  for (const char* cmd : {"status", "knobs", "history", "watch", "target", "pin", "mode"}) {
+    auto h = ctl({cmd, "--help"});
+    EXPECT_EQ(h.exit_code, 0) << cmd << ": " << h.err;
+    EXPECT_NE(h.out.find(std::string("specactctl ") +
+                         (std::string(cmd) == "status" || std::string(cmd) == "knobs" ||
+                                  std::string(cmd) == "history" || std::string(cmd) == "watch"
+                              ? "[--json] "
+                              : "") +
+                         cmd),
+              std::string::npos)
+        << h.out;
+  }
+  auto bad = ctl({"target", "--comm", "\xff\xfe" "abc"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("is not valid UTF-8"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("json.exception"), std::string::npos) << bad.err;
+  EXPECT_EQ(ctl({"pin", "task.slice_us=\xc0\xaf"}).exit_code, 2);  // overlong "/"
 }
 
 TEST_F(SpecactctlTest, UnprivilegedUserReadsButCannotChange) {

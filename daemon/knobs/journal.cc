@@ -1,184 +1,68 @@
-// The journal of original values, its durable storage, and the restore path
-// that `specactd restore` and KnobManager::restore_all share.
-#include <dirent.h>
+// The journal of original values, its durable storage in the state directory,
+// and the restore path that `specactd restore` and the KnobManager share.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <ctime>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "common/log.h"
+#include "knobs/knob_defs.h"
 #include "knobs/knobs_internal.h"
+#include "knobs/restore.h"
 
 namespace specact::knobs {
 namespace {
 
-std::string utc_stamp() {
-  time_t t = time(nullptr);
-  tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+// A failed integrity check, told apart from other damage so that the report
+// can say what was found.
+class ChecksumMismatch : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Integers exactly as the file has them: no float truncated or cast (1e26
+// is out of range, 2.5 is not an integer), no negative wrapped to unsigned.
+int64_t journal_int(const nlohmann::json& v) {
+  if (!v.is_number_integer())
+    throw std::runtime_error("journal has " + v.dump() + " where an integer belongs");
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    throw std::runtime_error("journal integer " + v.dump() + " is out of range");
+  return v.get<int64_t>();
 }
 
-int fsync_dir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  int err = fsync(fd) == 0 ? 0 : errno;
-  close(fd);
-  return err;
+uint64_t journal_uint(const nlohmann::json& v) {
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+    throw std::runtime_error("journal has " + v.dump() + " where a non-negative integer belongs");
+  return v.get<uint64_t>();
 }
 
-int mkdir_p(const std::string& dir) {
-  if (dir.empty()) return ENOENT;
-  struct stat st {};
-  if (stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-  auto slash = dir.find_last_of('/');
-  if (slash != std::string::npos && slash > 0)
-    if (int err = mkdir_p(dir.substr(0, slash))) return err;
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return errno;
-  return 0;
+std::vector<int64_t> journal_ints(const nlohmann::json& v) {
+  if (!v.is_array()) throw std::runtime_error("journal has " + v.dump() + " where a list belongs");
+  std::vector<int64_t> out;
+  for (const auto& x : v) out.push_back(journal_int(x));
+  return out;
+}
+
+// A pid/tid as journalled: a positive int, never narrowed (2^32+1 is not 1).
+pid_t journal_pid(const nlohmann::json& v) {
+  int64_t p = journal_int(v);
+  if (p <= 0 || p > INT32_MAX)
+    throw std::runtime_error("journal names pid " + std::to_string(p) + ", not a valid pid");
+  return static_cast<pid_t>(p);
 }
 
 }  // namespace
 
-// ---------------------------------------------------------------- files
-
-std::string errno_name(int err) {
-  switch (err) {
-    case EPERM:
-      return "EPERM";
-    case EACCES:
-      return "EACCES";
-    case ENOENT:
-      return "ENOENT";
-    case EROFS:
-      return "EROFS";
-    case ENOSPC:
-      return "ENOSPC";
-    case EINVAL:
-      return "EINVAL";
-    case ESRCH:
-      return "ESRCH";
-    case EIO:
-      return "EIO";
-    case EBUSY:
-      return "EBUSY";
-    case ENODEV:
-      return "ENODEV";
-    case EDQUOT:
-      return "EDQUOT";
-    case ENOTDIR:
-      return "ENOTDIR";
-    default:
-      return "errno " + std::to_string(err) + " (" + std::strerror(err) + ")";
-  }
-}
-
-std::string trim(std::string s) {
-  auto ws = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
-  while (!s.empty() && ws(s.back())) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && ws(s[i])) ++i;
-  return s.substr(i);
-}
-
-int read_file(const std::string& path, std::string* out, const FaultHook& fault) {
-  if (fault)
-    if (int err = fault("read", path)) return err;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  out->clear();
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      close(fd);
-      return err;
-    }
-    if (n == 0) break;
-    out->append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return 0;
-}
-
-namespace {
-// Kernel files (proc, sysfs, cgroupfs, debugfs) take a value in one atomic
-// write(2); a plain file (a fake root in tests, a bind-mounted copy) gets the
-// same all-or-nothing behaviour from temp + rename.
-bool kernel_fs(int fd) {
-  struct statfs sfs {};
-  if (fstatfs(fd, &sfs) != 0) return true;
-  switch (static_cast<unsigned long>(sfs.f_type)) {
-    case 0x9fa0:      // PROC_SUPER_MAGIC
-    case 0x62656572:  // SYSFS_MAGIC
-    case 0x27e0eb:    // CGROUP_SUPER_MAGIC
-    case 0x63677270:  // CGROUP2_SUPER_MAGIC
-    case 0x64626720:  // DEBUGFS_MAGIC
-    case 0x74726163:  // TRACEFS_MAGIC
-      return true;
-    default:
-      return false;
-  }
-}
-
-int replace_plain_file(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".specact-tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  ssize_t n = write(fd, data.data(), data.size());
-  int err = n < 0 ? errno : (static_cast<size_t>(n) != data.size() ? EIO : 0);
-  if (close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err) unlink(tmp.c_str());
-  return err;
-}
-}  // namespace
-
-int write_file(const std::string& path, const std::string& data, const FaultHook& fault) {
-  if (fault)
-    if (int err = fault("write", path)) return err;
-  {
-    int probe = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (probe >= 0) {
-      struct stat st {};
-      bool plain = fstat(probe, &st) == 0 && S_ISREG(st.st_mode) && !kernel_fs(probe);
-      close(probe);
-      if (plain) return replace_plain_file(path, data);
-    }
-  }
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  // One write(2): sysctl and cgroup files take the value in a single call.
-  ssize_t n = write(fd, data.data(), data.size());
-  int err = n < 0 ? errno : (static_cast<size_t>(n) != data.size() ? EIO : 0);
-  if (close(fd) != 0 && err == 0) err = errno;
-  return err;
-}
-
-int probe_writable(const std::string& path, const FaultHook& fault) {
-  if (fault)
-    if (int err = fault("probe-write", path)) return err;
-  // Opening for write checks mode bits, lockdown and read-only mounts without
-  // changing anything.
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  close(fd);
-  return 0;
-}
+// ---------------------------------------------------------------- codecs
 
 std::string to_string(Codec c) {
   switch (c) {
@@ -222,13 +106,18 @@ std::string normalize(Codec c, const std::string& raw) {
   return t;
 }
 
-std::string read_boot_id() {
-  std::string s;
-  if (read_file("/proc/sys/kernel/random/boot_id", &s, nullptr) != 0) return "";
-  return trim(s);
-}
-
 // ---------------------------------------------------------------- format
+
+std::string journal_checksum(const nlohmann::json& without_checksum) {
+  // nlohmann::json keeps object keys sorted, so dump() is canonical: the same
+  // content gives the same text whatever the file's layout.
+  std::string text = without_checksum.dump();
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "crc32:%08lx", static_cast<unsigned long>(crc));
+  return buf;
+}
 
 nlohmann::json journal_to_json(const JournalState& s) {
   nlohmann::json files = nlohmann::json::array();
@@ -254,9 +143,11 @@ nlohmann::json journal_to_json(const JournalState& s) {
                      {"processes", procs},
                      {"threads", threads}});
   }
-  return {{"format", kJournalFormat}, {"version", kJournalVersion},
-          {"boot_id", s.boot_id},     {"writer_pid", getpid()},
-          {"files", files},           {"tasks", tasks}};
+  nlohmann::json j = {{"format", kJournalFormat}, {"version", kJournalVersion},
+                      {"boot_id", s.boot_id},     {"writer_pid", getpid()},
+                      {"files", files},           {"tasks", tasks}};
+  j["checksum"] = journal_checksum(j);
+  return j;
 }
 
 JournalState journal_from_json(const nlohmann::json& j) {
@@ -270,7 +161,20 @@ JournalState journal_from_json(const nlohmann::json& j) {
                              " is newer than this specactd understands (" +
                              std::to_string(kJournalVersion) + ")");
   if (version < 1) throw std::runtime_error("journal format version " + std::to_string(version));
+  if (version >= 2) {
+    // Checked before anything else is read: a damaged journal restores nothing.
+    if (!j.contains("checksum") || !j["checksum"].is_string())
+      throw ChecksumMismatch("journal version " + std::to_string(version) +
+                             " has no \"checksum\" (damaged or edited by hand)");
+    nlohmann::json rest = j;
+    rest.erase("checksum");
+    std::string want = j["checksum"].get<std::string>(), got = journal_checksum(rest);
+    if (want != got)
+      throw ChecksumMismatch("checksum mismatch: the file says " + want + ", its content is " +
+                             got + " (damaged or edited by hand)");
+  }
   JournalState s;
+  s.format_version = version;
   s.boot_id = j.value("boot_id", "");
   // .at() throws on missing keys, get<>() on wrong types: both mean corrupt.
   for (const auto& f : j.at("files")) {
@@ -292,15 +196,15 @@ JournalState journal_from_json(const nlohmann::json& j) {
     auto field = task_field_from_string(t.at("field").get<std::string>());
     if (!field) throw std::runtime_error("unknown task field in entry for " + e.knob);
     e.field = *field;
-    e.default_slice_ns = t.at("default_slice_ns").get<int64_t>();
+    e.default_slice_ns = journal_int(t.at("default_slice_ns"));
     e.proc_root = t.at("proc_root").get<std::string>();
-    e.ours = t.at("ours").get<std::vector<int64_t>>();
+    e.ours = journal_ints(t.at("ours"));
     for (const auto& p : t.at("processes"))
-      e.procs.push_back({p.at("tgid").get<pid_t>(), p.at("start").get<uint64_t>(),
-                         p.at("original").get<int64_t>()});
+      e.procs.push_back(
+          {journal_pid(p.at("tgid")), journal_uint(p.at("start")), journal_int(p.at("original"))});
     for (const auto& th : t.at("threads"))
-      e.threads.push_back({th.at("tid").get<pid_t>(), th.at("tgid").get<pid_t>(),
-                           th.at("start").get<uint64_t>(), th.at("original").get<int64_t>(),
+      e.threads.push_back({journal_pid(th.at("tid")), journal_pid(th.at("tgid")),
+                           journal_uint(th.at("start")), journal_int(th.at("original")),
                            std::nullopt});
     s.tasks.push_back(std::move(e));
   }
@@ -318,13 +222,31 @@ JournalStore::~JournalStore() {
   if (lock_fd_ >= 0) close(lock_fd_);
 }
 
+std::string JournalStore::open_dir(bool create, bool* missing) {
+  if (missing) *missing = false;
+  if (sd_) return "";
+  try {
+    sd_.emplace(StateDir::open(dir_, create));
+  } catch (const StateDirError& e) {
+    if (!create && e.error_code() == ENOENT && missing) {
+      *missing = true;
+      return "";
+    }
+    return e.what();
+  }
+  return "";
+}
+
+bool JournalStore::journal_present() const {
+  struct stat st {};
+  return sd_ && fstatat(sd_->fd(), kJournalName, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 std::string JournalStore::lock() {
   if (lock_fd_ >= 0) return "";
-  if (int err = mkdir_p(dir_))
-    return "cannot create state directory " + dir_ + ": " + std::strerror(err);
-  std::string path = dir_ + "/knobs.lock";
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return "cannot open " + path + ": " + std::strerror(errno);
+  if (std::string err = open_dir(true); !err.empty()) return err;
+  int fd = sd_->open_file(kLockName, O_RDWR | O_CREAT, 0600);
+  if (fd < 0) return "cannot open " + sd_->error(kLockName, -fd);
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     std::string holder;
@@ -334,7 +256,7 @@ std::string JournalStore::lock() {
     if (err == EWOULDBLOCK)
       return "state directory " + dir_ + " is in use by a running specactd" +
              (holder.empty() ? "" : " (pid " + holder + ")") + "; stop it first";
-    return "cannot lock " + path + ": " + std::strerror(err);
+    return "cannot lock " + sd_->path_of(kLockName) + ": " + std::strerror(err);
   }
   std::string pid = std::to_string(getpid()) + "\n";
   if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, pid.data(), pid.size(), 0);
@@ -343,88 +265,107 @@ std::string JournalStore::lock() {
 }
 
 JournalStore::Load JournalStore::load(JournalState* out, std::string* message,
-                                      std::string* aside_path) {
+                                      std::string* aside_path, const RestoreScope* scope) {
+  if (std::string err = open_dir(true); !err.empty()) {
+    *message = err;
+    return Load::Refused;
+  }
   std::string text;
-  int err = read_file(path(), &text, nullptr);
+  int err = sd_->read(kJournalName, &text);
   if (err == ENOENT) return Load::Missing;
-  std::string why;
-  std::string kind = "corrupt";
-  if (err) {
-    why = std::string("cannot read it: ") + std::strerror(err);
-    *message = "journal " + path() + ": " + why;
-    return Load::KeptAside;  // unreadable: leave it where it is, nothing renamed
+  std::string why, kind = "corrupt";
+  if (err == ELOOP || err == EINVAL || err == EMLINK) {
+    // A link or a special file where the journal should be: never read
+    // through it; moving the entry itself aside is safe (rename never follows).
+    why = "the journal " + StateDir::describe(err);
+    kind = "refused";
+  } else if (err == EFBIG) {
+    why = "the journal " + StateDir::describe(err);
+  } else if (err) {
+    *message = "journal " + path() + ": cannot read it: " + std::strerror(err);
+    return Load::Refused;  // unreadable: leave it where it is, nothing renamed
+  } else {
+    try {
+      auto j = nlohmann::json::parse(text);
+      if (j.is_object() && j.contains("version") && j["version"].is_number_integer() &&
+          j["version"].get<int>() > kJournalVersion)
+        kind = "newer-v" + std::to_string(j["version"].get<int>());
+      JournalState st = journal_from_json(j);
+      if (scope) {
+        // Every entry must name a knob of this configuration and exactly that
+        // knob's file, checked before anything is restored.
+        std::vector<std::string> unknown, refused;
+        for (const auto& f : st.files) {
+          if (!scope->find(f.knob))
+            unknown.push_back(f.knob);
+          else if (std::string w = scope->check(f); !w.empty())
+            refused.push_back(w);
+        }
+        for (const auto& t : st.tasks) {
+          if (!scope->find(t.knob))
+            unknown.push_back(t.knob);
+          else if (std::string w = scope->check(t); !w.empty())
+            refused.push_back(w);
+        }
+        if (!refused.empty()) {
+          kind = "refused";
+          why = refused.front() +
+                (refused.size() > 1
+                     ? " (and " + std::to_string(refused.size() - 1) + " more refused entries)"
+                     : "");
+        } else if (!unknown.empty()) {
+          // Most likely an extra sysctl of a config this restore was not
+          // given: leave the journal in place for a restore that knows it.
+          *message = "journal " + path() + " names knob '" + unknown.front() +
+                     "', which this configuration does not define (an extra sysctl? run "
+                     "`specactd restore --config <the daemon's config>`); nothing was restored";
+          return Load::Refused;
+        }
+      }
+      if (why.empty()) {
+        *out = std::move(st);
+        return Load::Ok;
+      }
+    } catch (const ChecksumMismatch& e) {
+      why = e.what();
+    } catch (const std::exception& e) {
+      why = text.empty() ? "empty file (truncated)" : e.what();
+    }
   }
-  try {
-    auto j = nlohmann::json::parse(text);
-    if (j.is_object() && j.contains("version") && j["version"].is_number_integer() &&
-        j["version"].get<int>() > kJournalVersion)
-      kind = "newer-v" + std::to_string(j["version"].get<int>());
-    *out = journal_from_json(j);
-    return Load::Ok;
-  } catch (const std::exception& e) {
-    why = text.empty() ? "empty file (truncated)" : e.what();
-  }
-  std::string aside = path() + "." + kind + "-" + utc_stamp();
-  if (rename(path().c_str(), aside.c_str()) != 0) {
+  std::string aside;
+  if (int aerr = sd_->set_aside(kJournalName, kind, &aside)) {
     *message = "journal " + path() + " is unusable (" + why +
-               ") and could not be moved aside: " + std::strerror(errno);
-    return Load::KeptAside;
+               ") and could not be moved aside: " + std::strerror(aerr);
+    return Load::Refused;
   }
-  fsync_dir(dir_);
-  *aside_path = aside;
-  *message = "journal " + path() + " is unusable (" + why + "); kept aside as " + aside +
+  *aside_path = sd_->path_of(aside);
+  *message = "journal " + path() + " is unusable (" + why + "); kept aside as " + *aside_path +
              " — nothing was restored from it; inspect it and restore those knobs by hand";
   return Load::KeptAside;
 }
 
 std::string JournalStore::commit(const JournalState& s) {
-  if (int err = mkdir_p(dir_))
-    return "cannot create state directory " + dir_ + ": " + std::strerror(err);
+  if (std::string err = open_dir(true); !err.empty()) return err;
   if (fault_)
     if (int err = fault_("journal", path())) return path() + ": " + std::strerror(err);
   if (s.empty()) {
-    if (unlink(path().c_str()) != 0 && errno != ENOENT)
-      return "cannot remove " + path() + ": " + std::strerror(errno);
-    fsync_dir(dir_);
+    int err = sd_->remove(kJournalName);
+    if (err && err != ENOENT) return "cannot remove " + sd_->error(kJournalName, err);
     return "";
   }
-  std::string tmp = path() + ".tmp";
   std::string data = journal_to_json(s).dump(1) + "\n";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return "cannot create " + tmp + ": " + std::strerror(errno);
-  size_t off = 0;
-  int err = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
-      break;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (!err && fsync(fd) != 0) err = errno;
-  if (close(fd) != 0 && !err) err = errno;
-  if (!err && rename(tmp.c_str(), path().c_str()) != 0) err = errno;
-  if (err) {
-    unlink(tmp.c_str());
-    return "cannot write " + path() + ": " + std::strerror(err);
-  }
-  if (int derr = fsync_dir(dir_)) return "cannot fsync " + dir_ + ": " + std::strerror(derr);
+  if (int err = sd_->replace(kJournalName, data))
+    return "cannot write " + sd_->error(kJournalName, err);
   return "";
 }
 
-std::vector<std::string> JournalStore::kept_aside() const {
+std::vector<std::string> JournalStore::kept_aside() {
   std::vector<std::string> out;
-  DIR* d = opendir(dir_.c_str());
-  if (!d) return out;
+  bool missing = false;
+  if (!open_dir(false, &missing).empty() || missing) return out;
   std::string prefix = std::string(kJournalName) + ".";
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.rfind(prefix, 0) == 0 && n != prefix + "tmp") out.push_back(dir_ + "/" + n);
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
+  for (const auto& n : sd_->list())
+    if (n.rfind(prefix, 0) == 0 && n != prefix + "tmp") out.push_back(sd_->path_of(n));
   return out;
 }
 
@@ -491,7 +432,115 @@ RestoreItem restore_thread(const TaskEntry& e, pid_t tid, pid_t tgid, uint64_t s
 
 }  // namespace
 
-void restore_state(JournalState* st, bool force, const FaultHook& fault, RestoreReport* report) {
+// ---------------------------------------------------------------- scope
+
+RestoreScope RestoreScope::from(const KnobsConfig& c) {
+  RestoreScope s;
+  s.roots = KernelRoots::from(c);
+  s.proc_root = c.proc_root;
+  KernelVersion kv =
+      parse_kernel_release(c.kernel_release.empty() ? running_kernel_release() : c.kernel_release);
+  s.defs = builtin_defs(kv, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  for (const auto& x : c.extra_sysctls) s.defs.push_back(extra_sysctl_def(x));
+  s.fault = c.fault;
+  return s;
+}
+
+const KnobDef* RestoreScope::find(const std::string& knob) const {
+  for (const auto& d : defs)
+    if (d.info.name == knob) return &d;
+  return nullptr;
+}
+
+namespace {
+
+// A value restore may write for `d`: what the knob's codec can produce, so
+// that no journal can smuggle other text into a kernel file.
+bool plausible_value(const KnobDef& d, const std::string& v) {
+  auto is_int = [](const std::string& s) {
+    size_t i = s.size() > 1 && s[0] == '-' ? 1 : 0;
+    return i < s.size() && s.size() <= 20 &&
+           std::all_of(s.begin() + static_cast<long>(i), s.end(),
+                       [](char c) { return c >= '0' && c <= '9'; });
+  };
+  switch (d.codec) {
+    case Codec::Int:
+      return is_int(v);
+    case Codec::CpuMax: {
+      auto sp = v.find(' ');
+      std::string quota = v.substr(0, sp);
+      return (quota == "max" || is_int(quota)) &&
+             (sp == std::string::npos || is_int(v.substr(sp + 1)));
+    }
+    case Codec::BracketEnum: {
+      const auto& vals = d.info.domain.enum_values;
+      return std::find(vals.begin(), vals.end(), v) != vals.end();
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string RestoreScope::check(const FileEntry& f) const {
+  const KnobDef* d = find(f.knob);
+  if (!d) return "refused: '" + f.knob + "' is not a knob this configuration knows";
+  std::string where;
+  bool ok = false;
+  switch (d->where) {
+    case Where::Sysctl:
+      where = roots.sys + "/" + d->file;
+      ok = f.path == where;
+      break;
+    case Where::Debugfs:
+      where = roots.debugfs + "/" + d->file;
+      ok = f.path == where;
+      break;
+    case Where::CgroupTarget:
+    case Where::CgroupBackground: {
+      where = (roots.cgroup.empty() ? std::string("<no cgroup v2 mount>") : roots.cgroup) +
+              "/<cgroup>/" + d->file;
+      auto slash = f.path.find_last_of('/');
+      ok = !roots.cgroup.empty() && KernelRoots::contains(roots.cgroup, f.path) &&
+           f.path.substr(slash + 1) == d->file && slash > roots.cgroup.size();
+      break;
+    }
+    default:
+      return "refused: journal entry for " + f.knob + " names the file " + f.path + ", but " +
+             f.knob + " is a per-task knob";
+  }
+  if (!ok)
+    return "refused: journal entry for " + f.knob + " names " + f.path + ", not " + where +
+           " (restore writes only the knob files below sys_root " + roots.sys + ", debugfs_root " +
+           roots.debugfs + " and the cgroup v2 root " +
+           (roots.cgroup.empty() ? std::string("(none)") : roots.cgroup) + ")";
+  if (f.codec != d->codec)
+    return "refused: journal entry for " + f.knob + " has codec " + to_string(f.codec) + ", not " +
+           to_string(d->codec);
+  if (!plausible_value(*d, f.original))
+    return "refused: journal entry for " + f.knob + " has original '" + f.original +
+           "', which is not a value of " + f.knob;
+  return "";
+}
+
+std::string RestoreScope::check(const TaskEntry& t) const {
+  const KnobDef* d = find(t.knob);
+  if (!d) return "refused: '" + t.knob + "' is not a knob this configuration knows";
+  if (d->where != Where::Task && d->where != Where::Background)
+    return "refused: journal entry for " + t.knob + " lists tasks, but " + t.knob +
+           " is a file knob";
+  if (t.field != d->field)
+    return "refused: journal entry for " + t.knob + " has field " + to_string(t.field) + ", not " +
+           to_string(d->field);
+  return "";
+}
+
+// ---------------------------------------------------------------- restore state
+
+void restore_state(JournalState* st, bool force, const RestoreScope& scope, RestoreReport* report) {
+  const FaultHook& fault = scope.fault;
+  // /proc comes from the configuration, never from the journal.
+  for (auto& t : st->tasks) t.proc_root = scope.proc_root;
   std::string boot = read_boot_id();
   if (!st->boot_id.empty() && !boot.empty() && st->boot_id != boot) {
     // Every knob specact touches lives in kernel memory: a reboot already put
@@ -510,8 +559,17 @@ void restore_state(JournalState* st, bool force, const FaultHook& fault, Restore
   std::vector<FileEntry> keep_files;
   for (auto& f : st->files) {
     RestoreItem item{f.knob, f.path, f.original, "", ""};
+    if (std::string why = scope.check(f); !why.empty()) {
+      // JournalStore::load refuses such a journal as a whole; this is the
+      // second line for journals that did not come through it.
+      item.outcome = "refused";
+      item.detail = why;
+      keep_files.push_back(f);
+      report->items.push_back(std::move(item));
+      continue;
+    }
     std::string raw;
-    int err = read_file(f.path, &raw, fault);
+    int err = read_file(scope.roots, f.path, &raw, fault);
     if (err == ENOENT || err == ENODEV) {
       item.outcome = "gone";
       item.detail = "no longer exists (cgroup removed?)";
@@ -526,12 +584,12 @@ void restore_state(JournalState* st, bool force, const FaultHook& fault, Restore
       } else if (!ours && !force) {
         item.outcome = "left-alone";
         item.detail = "now '" + now + "', which specact did not set: changed by someone else";
-      } else if (int werr = write_file(f.path, f.original, fault)) {
+      } else if (int werr = write_file(scope.roots, f.path, f.original, fault)) {
         item.outcome = werr == ENOENT ? "gone" : "failed";
         item.detail = "write: " + errno_name(werr);
       } else {
         std::string back;
-        read_file(f.path, &back, fault);
+        read_file(scope.roots, f.path, &back, fault);
         if (normalize(f.codec, back) != f.original) {
           item.outcome = "failed";
           item.detail = "wrote '" + f.original + "', reads back '" + normalize(f.codec, back) + "'";
@@ -547,6 +605,13 @@ void restore_state(JournalState* st, bool force, const FaultHook& fault, Restore
 
   std::vector<TaskEntry> keep_tasks;
   for (auto& e : st->tasks) {
+    if (std::string why = scope.check(e); !why.empty()) {
+      report->items.push_back(
+          {e.knob, std::to_string(e.threads.size()) + " threads", "", "refused", why});
+      keep_tasks.push_back(e);
+      continue;
+    }
+    size_t items_before = report->items.size();
     TaskEntry failed = e;
     failed.threads.clear();
     std::set<pid_t> known;
@@ -572,6 +637,14 @@ void restore_state(JournalState* st, bool force, const FaultHook& fault, Restore
           failed.threads.push_back({tid, p.tgid, start, p.original, {}});
         report->items.push_back(std::move(item));
       }
+    }
+    if (report->items.size() == items_before) {
+      // Nothing of it is alive any more: say so rather than nothing at all.
+      std::string what =
+          std::to_string(e.procs.size()) + " recorded process" + (e.procs.size() == 1 ? "" : "es");
+      report->items.push_back({e.knob, what, "", "gone",
+                               "no recorded thread is alive and no live thread has a value "
+                               "specact set: nothing to put back"});
     }
     if (!failed.threads.empty()) keep_tasks.push_back(std::move(failed));
   }
@@ -599,7 +672,7 @@ nlohmann::json RestoreReport::to_json() const {
                        {"outcome", i.outcome},
                        {"detail", i.detail}});
   nlohmann::json counts = nlohmann::json::object();
-  for (const char* o : {"restored", "already", "gone", "left-alone", "failed"})
+  for (const char* o : {"restored", "already", "gone", "left-alone", "failed", "refused"})
     counts[o] = count(o);
   return {{"ok", ok},
           {"nothing_to_do", nothing_to_do},
@@ -623,7 +696,8 @@ std::string RestoreReport::to_text() const {
         task_details[i.knob] = i.instance + ": " + i.detail;
       continue;
     }
-    out << i.outcome << ": " << i.knob << " (" << i.instance << ") -> " << i.original;
+    out << i.outcome << ": " << i.knob << " (" << i.instance << ")";
+    if (!i.original.empty()) out << " -> " << i.original;
     if (!i.detail.empty()) out << " — " << i.detail;
     out << "\n";
   }
@@ -644,7 +718,8 @@ std::string RestoreReport::to_text() const {
     out << (ok ? "restore complete: " : "restore INCOMPLETE: ") << count("restored")
         << " restored, " << count("already") << " already original, " << count("gone") << " gone, "
         << count("left-alone") << " left alone (changed by someone else), " << count("failed")
-        << " failed\n";
+        << " failed"
+        << (count("refused") ? ", " + std::to_string(count("refused")) + " refused" : "") << "\n";
   return out.str();
 }
 
@@ -670,13 +745,18 @@ std::string to_string(KnobResult::Status s) {
 
 // ---------------------------------------------------------------- entry point
 
-RestoreReport restore_from_journal(const std::string& state_dir, bool force) {
+RestoreReport restore_from_journal(const KnobsConfig& cfg, bool force) {
   RestoreReport report;
-  JournalStore store(state_dir, nullptr);
+  JournalStore store(cfg.state_dir, nullptr);
   report.journal_path = store.path();
-  struct stat st {};
-  if (stat(store.path().c_str(), &st) != 0 && errno == ENOENT) {
-    // Nothing journalled: do not create the state directory just to look.
+  bool missing = false;
+  // Nothing journalled: do not create the state directory just to look.
+  if (std::string err = store.open_dir(false, &missing); !err.empty()) {
+    report.ok = false;
+    report.problems.push_back(err);
+    return report;
+  }
+  if (missing || !store.journal_present()) {
     report.nothing_to_do = true;
     for (const auto& a : store.kept_aside())
       report.notes.push_back("earlier journal kept aside, needs review: " + a);
@@ -687,29 +767,35 @@ RestoreReport restore_from_journal(const std::string& state_dir, bool force) {
     report.problems.push_back(err);
     return report;
   }
+  RestoreScope scope = RestoreScope::from(cfg);
   JournalState state;
   std::string message, aside;
-  switch (store.load(&state, &message, &aside)) {
+  switch (store.load(&state, &message, &aside, &scope)) {
     case JournalStore::Load::Missing:
       report.nothing_to_do = true;
       break;
     case JournalStore::Load::KeptAside:
+    case JournalStore::Load::Refused:
       report.ok = false;
       report.problems.push_back(message);
       break;
     case JournalStore::Load::Ok:
-      restore_state(&state, force, nullptr, &report);
+      if (state.empty())
+        report.notes.push_back("the journal listed no knob (an empty record); removed it");
+      if (state.format_version < kJournalVersion)
+        report.notes.push_back("journal format version " + std::to_string(state.format_version) +
+                               " (no checksum) from an older specactd: restored as it is");
+      restore_state(&state, force, scope, &report);
       if (std::string err = store.commit(state); !err.empty()) {
         report.ok = false;
         report.problems.push_back("restored, but could not update the journal: " + err);
       }
-      if (report.count("failed") > 0) {
-        report.ok = false;
-        report.problems.push_back(std::to_string(report.count("failed")) +
-                                  " knob instance(s) could not be restored; they stay in the "
-                                  "journal for the next `specactd restore`");
-      }
-      if (state.empty() && report.items.empty()) report.nothing_to_do = true;
+      for (const char* bad : {"failed", "refused"})
+        if (size_t n = report.count(bad)) {
+          report.ok = false;
+          report.problems.push_back(std::to_string(n) + " knob instance(s) " + bad +
+                                    "; they stay in the journal for the next `specactd restore`");
+        }
       break;
   }
   for (const auto& a : store.kept_aside())
@@ -718,6 +804,12 @@ RestoreReport restore_from_journal(const std::string& state_dir, bool force) {
     if (i.outcome == "restored")
       log::info("restore: " + i.knob + " (" + i.instance + ") -> " + i.original);
   return report;
+}
+
+RestoreReport restore_from_journal(const std::string& state_dir, bool force) {
+  KnobsConfig cfg;
+  cfg.state_dir = state_dir;
+  return restore_from_journal(cfg, force);
 }
 
 }  // namespace specact

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "knobs/knob_defs.h"
 #include "knobs/knobs_internal.h"
+#include "knobs/restore.h"
 
 namespace specact {
 using namespace knobs;
@@ -87,6 +88,8 @@ struct KnobManager::Impl {
   std::optional<TargetResolver> background;
   std::string background_error;
   std::optional<SliceProbe> slice;
+  KernelRoots roots;   // the only places file knobs are read and written
+  RestoreScope scope;  // what restore may touch (the same roots, these defs)
   JournalStore store;
   JournalState journal;
   bool journal_ready = false;
@@ -95,7 +98,12 @@ struct KnobManager::Impl {
   std::map<std::string, int64_t> task_applied;  // per-task knob -> kernel value in force
 
   Impl(KnobsConfig& c, const TargetResolver* t, const Clock* clk)
-      : cfg(c), target(t), clock(clk ? clk : &steady), store(c.state_dir, c.fault) {
+      : cfg(c),
+        target(t),
+        clock(clk ? clk : &steady),
+        roots(KernelRoots::from(c)),
+        scope(RestoreScope::from(c)),
+        store(c.state_dir, c.fault) {
     kv = parse_kernel_release(cfg.kernel_release.empty() ? running_kernel_release()
                                                          : cfg.kernel_release);
     defs = builtin_defs(kv, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
@@ -162,17 +170,15 @@ struct KnobManager::Impl {
     return out;
   }
 
-  std::string cgroup_root() const {
-    return strip_slashes(cfg.cgroup_root.empty() ? cgroup2_mount(cfg.proc_root) : cfg.cgroup_root);
-  }
+  const std::string& cgroup_root() const { return roots.cgroup; }
 
   // Files a file knob writes; "" reason when usable.
   std::vector<std::string> file_paths(const KnobDef& d, std::string* reason) const {
     switch (d.where) {
       case Where::Sysctl:
-        return {cfg.sys_root + "/" + d.file};
+        return {roots.sys + "/" + d.file};
       case Where::Debugfs:
-        return {cfg.debugfs_root + "/" + d.file};
+        return {roots.debugfs + "/" + d.file};
       case Where::CgroupTarget:
       case Where::CgroupBackground:
         break;
@@ -186,7 +192,7 @@ struct KnobManager::Impl {
       return {};
     }
     std::string controllers;
-    read_file(root + "/cgroup.controllers", &controllers, cfg.fault);
+    read_file(roots, root + "/cgroup.controllers", &controllers, cfg.fault);
     std::istringstream words(controllers);
     std::string w;
     bool cpu = false;
@@ -339,7 +345,7 @@ struct KnobManager::Impl {
     }
     const std::string& path = p.paths.front();
     std::string raw;
-    if (int err = read_file(path, &raw, cfg.fault)) {
+    if (int err = read_file(roots, path, &raw, cfg.fault)) {
       p.reason = read_error(path, err);
       return p;
     }
@@ -349,7 +355,7 @@ struct KnobManager::Impl {
       return p;
     }
     for (const auto& wpath : p.paths)
-      if (int err = probe_writable(wpath, cfg.fault)) {
+      if (int err = probe_writable(roots, wpath, cfg.fault)) {
         p.reason = err == EROFS ? "read-only: " + wpath + " is on a read-only mount"
                                 : "not writable: " + read_error(wpath, err);
         return p;
@@ -364,20 +370,22 @@ struct KnobManager::Impl {
     if (std::string err = store.lock(); !err.empty()) return err;
     JournalState left;
     std::string message, aside;
-    switch (store.load(&left, &message, &aside)) {
+    switch (store.load(&left, &message, &aside, &scope)) {
       case JournalStore::Load::Missing:
         break;
       case JournalStore::Load::KeptAside:
         // Unusable journal from an earlier run: it is kept aside for the admin.
         log::error("knobs: " + message);
-        if (aside.empty()) return message;  // could not move it: refuse to overwrite it
         break;
+      case JournalStore::Load::Refused:
+        log::error("knobs: " + message);
+        return message;  // left in place: refuse to overwrite it
       case JournalStore::Load::Ok:
         if (!left.empty()) {
           log::warn("knobs: journal left by an earlier run found in " + store.dir() +
                     "; restoring it before changing anything");
           RestoreReport r;
-          restore_state(&left, false, cfg.fault, &r);
+          restore_state(&left, false, scope, &r);
           for (const auto& i : r.items)
             log::info("knobs: recovered " + i.knob + " (" + i.instance + "): " + i.outcome +
                       (i.detail.empty() ? "" : " — " + i.detail));
@@ -387,9 +395,42 @@ struct KnobManager::Impl {
         break;
     }
     journal.boot_id = read_boot_id();
-    if (std::string err = store.commit(journal); !err.empty()) return err;
+    if (std::string err = commit(journal); !err.empty()) return err;
     journal_ready = true;
     return "";
+  }
+
+  // Drops what no restore could use: threads and processes that have exited
+  // (a recycled id has another start time), and task entries left with
+  // neither, unless the knob is still applied and `keep_applied` (its entry
+  // keeps the values we wrote, to recognise them in threads born later). The
+  // journal stays as large as the live target, not its history. True when
+  // anything went.
+  bool prune_exited(JournalState* st, bool keep_applied = true) const {
+    bool changed = false;
+    for (auto& e : st->tasks) {
+      size_t threads = e.threads.size(), procs = e.procs.size();
+      std::erase_if(e.threads, [&](const ThreadRec& t) {
+        return task_start_time(e.proc_root, t.tgid, t.tid) != t.start;
+      });
+      std::erase_if(e.procs, [&](const ProcRec& p) {
+        return task_start_time(e.proc_root, p.tgid, p.tgid) != p.start;
+      });
+      changed = changed || threads != e.threads.size() || procs != e.procs.size();
+    }
+    changed = std::erase_if(st->tasks,
+                            [&](const TaskEntry& e) {
+                              return e.threads.empty() && e.procs.empty() &&
+                                     !(keep_applied && task_applied.count(e.knob));
+                            }) > 0 ||
+              changed;
+    return changed;
+  }
+
+  // Every commit prunes first.
+  std::string commit(JournalState& st) {
+    prune_exited(&st);
+    return store.commit(st);
   }
 
   FileEntry* file_entry(const std::string& knob, const std::string& path) {
@@ -434,6 +475,15 @@ KnobManager::~KnobManager() {
     log::info("knobs: restored on exit: " + std::to_string(r.count("restored")) + " restored, " +
               std::to_string(r.count("failed")) + " failed");
   } else {
+    // What stays behind must be what a later restore can act on: no entry
+    // for tasks that are all gone (no new thread is tuned after this).
+    if (impl_->prune_exited(&impl_->journal, /*keep_applied=*/false))
+      if (std::string err = impl_->store.commit(impl_->journal); !err.empty())
+        log::warn("knobs: journal update on exit failed: " + err);
+    if (impl_->journal.empty()) {
+      log::info("knobs: every tuned task has exited; nothing left to restore, journal removed");
+      return;
+    }
     log::info(
         "knobs: keeping the current settings on exit (restore_on_exit=false); "
         "`specactd restore` undoes them from " +
@@ -588,7 +638,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       std::string want = normalize(d->codec, plan.encoded);
       for (const auto& path : p.paths) {
         std::string raw;
-        if (int err = read_file(path, &raw, m.cfg.fault)) {
+        if (int err = read_file(m.roots, path, &raw, m.cfg.fault)) {
           r.status = KnobResult::Status::Failed;
           r.error = "read " + path + ": " + errno_name(err);
           break;
@@ -643,7 +693,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
           if (e.knob == name && e.path == path) f = &e;
         if (!f) {
           std::string raw;
-          read_file(path, &raw, m.cfg.fault);
+          read_file(m.roots, path, &raw, m.cfg.fault);
           next.files.push_back({name, path, p.def->codec, normalize(p.def->codec, raw), {}, ""});
           f = &next.files.back();
         }
@@ -680,7 +730,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       remember(e->ours, p.kvalue);
     }
   }
-  if (std::string err = m.store.commit(next); !err.empty()) {
+  if (std::string err = m.commit(next); !err.empty()) {
     for (auto& p : plans) {
       out.results[p.idx].status = KnobResult::Status::Failed;
       out.results[p.idx].error = "journal not written (" + err + "); nothing was changed";
@@ -699,14 +749,14 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     if (!p.paths.empty()) {
       for (const auto& path : p.paths) {
         FileEntry* f = m.file_entry(name, path);
-        if (int err = write_file(path, p.encoded, m.cfg.fault)) {
+        if (int err = write_file(m.roots, path, p.encoded, m.cfg.fault)) {
           failure = "write '" + p.encoded + "' to " + path + ": " + errno_name(err) +
                     (err == ENOENT ? " (cgroup disappeared?)" : "");
           continue;
         }
         m.step("wrote:" + name);
         std::string raw;
-        if (int err = read_file(path, &raw, m.cfg.fault)) {
+        if (int err = read_file(m.roots, path, &raw, m.cfg.fault)) {
           failure = "read back " + path + ": " + errno_name(err);
           continue;
         }
@@ -765,11 +815,11 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       r.status = KnobResult::Status::Applied;
       // The runtime logs each decision once at info; this per-write line is detail.
       log::debug("knobs: " + name + " = " + format_knob_value(p.def->info, p.value) +
-                (r.clamped ? " (clamped from " + std::to_string(r.requested) + ")" : "") +
-                (r.read_back && *r.read_back != p.value
-                     ? " (kernel reads back " + std::to_string(*r.read_back) + ")"
-                     : "") +
-                " by " + who_why);
+                 (r.clamped ? " (clamped from " + std::to_string(r.requested) + ")" : "") +
+                 (r.read_back && *r.read_back != p.value
+                      ? " (kernel reads back " + std::to_string(*r.read_back) + ")"
+                      : "") +
+                 " by " + who_why);
     } else {
       r.status = KnobResult::Status::Failed;
       r.error = failure;
@@ -777,7 +827,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     }
   }
   if (need_recommit)
-    if (std::string err = m.store.commit(m.journal); !err.empty())
+    if (std::string err = m.commit(m.journal); !err.empty())
       log::warn("knobs: journal update after write failed: " + err);
   return out;
 }
@@ -790,7 +840,7 @@ std::vector<YieldEvent> KnobManager::check_yielded() {
   std::vector<FileEntry> keep;
   for (auto& f : m.journal.files) {
     std::string raw;
-    int err = read_file(f.path, &raw, m.cfg.fault);
+    int err = read_file(m.roots, f.path, &raw, m.cfg.fault);
     if (err == ENOENT || err == ENODEV) {
       log::info("knobs: " + f.path + " disappeared; no longer managed");
       changed = true;
@@ -844,11 +894,16 @@ std::vector<YieldEvent> KnobManager::check_yielded() {
       m.yield(e.knob, std::to_string(changed_threads) + " thread(s) changed by someone else");
     }
   }
-  m.journal.tasks.erase(std::remove_if(m.journal.tasks.begin(), m.journal.tasks.end(),
-                                       [](const TaskEntry& e) { return e.threads.empty(); }),
-                        m.journal.tasks.end());
+  // A knob no longer applied (yielded) keeps no entry without threads: its
+  // processes' new threads are not ours to restore.
+  changed = std::erase_if(m.journal.tasks,
+                          [&](const TaskEntry& e) {
+                            return e.threads.empty() && !m.task_applied.count(e.knob);
+                          }) > 0 ||
+            changed;
+  changed = m.prune_exited(&m.journal) || changed;
   if (changed)
-    if (std::string err = m.store.commit(m.journal); !err.empty())
+    if (std::string err = m.commit(m.journal); !err.empty())
       log::warn("knobs: journal update failed: " + err);
   return events;
 }
@@ -868,20 +923,22 @@ size_t KnobManager::reapply_to_new_threads() {
   std::vector<Work> work;
   std::set<std::pair<pid_t, uint64_t>> new_tasks;  // a thread counts once, whatever the knobs
   JournalState next = m.journal;
-  bool changed = false;
+  // Forget threads and processes that exited: under churn (a comm target
+  // whose processes come and go) they would otherwise pile up.
+  bool changed = m.prune_exited(&next);
   for (const auto& [name, kvalue] : m.task_applied) {
     const KnobDef* d = m.find(name);
+    if (!d) continue;
     TaskEntry* e = m.task_entry(next, name);
-    if (!d || !e) continue;
-    // Forget threads that exited (keeps the journal small).
-    size_t before = e->threads.size();
-    e->threads.erase(std::remove_if(e->threads.begin(), e->threads.end(),
-                                    [&](const ThreadRec& t) {
-                                      return task_start_time(e->proc_root, t.tgid, t.tid) !=
-                                             t.start;
-                                    }),
-                     e->threads.end());
-    changed = changed || before != e->threads.size();
+    if (!e) {
+      next.tasks.push_back({});
+      e = &next.tasks.back();
+      e->knob = name;
+      e->field = d->field;
+      e->default_slice_ns = m.slice_probe().default_slice_ns;
+      e->proc_root = m.cfg.proc_root;
+      remember(e->ours, kvalue);
+    }
     std::set<std::pair<pid_t, uint64_t>> known;
     for (const auto& t : e->threads) known.insert({t.tid, t.start});
     for (pid_t tgid : m.set_processes(d->where == Where::Background)) {
@@ -906,7 +963,7 @@ size_t KnobManager::reapply_to_new_threads() {
     }
   }
   if (!changed) return 0;
-  if (std::string err = m.store.commit(next); !err.empty()) {
+  if (std::string err = m.commit(next); !err.empty()) {
     log::warn("knobs: not applying settings to new threads: journal write failed: " + err);
     return 0;
   }
@@ -944,8 +1001,8 @@ RestoreReport KnobManager::restore_all() {
     report.nothing_to_do = true;
     return report;
   }
-  restore_state(&m.journal, false, m.cfg.fault, &report);
-  if (std::string err = m.store.commit(m.journal); !err.empty()) {
+  restore_state(&m.journal, false, m.scope, &report);
+  if (std::string err = m.commit(m.journal); !err.empty()) {
     report.ok = false;
     report.problems.push_back("could not update the journal: " + err);
   }
@@ -974,21 +1031,22 @@ RestoreReport KnobManager::recover_leftover() {
   }
   std::string message, aside;
   JournalState left;
-  switch (m.store.load(&left, &message, &aside)) {
+  switch (m.store.load(&left, &message, &aside, &m.scope)) {
     case JournalStore::Load::Missing:
       report.nothing_to_do = true;
       break;
     case JournalStore::Load::KeptAside:
+    case JournalStore::Load::Refused:
       report.ok = false;
       report.problems.push_back(message);
       break;
     case JournalStore::Load::Ok:
-      restore_state(&left, false, m.cfg.fault, &report);
-      if (std::string err = m.store.commit(left); !err.empty()) {
+      restore_state(&left, false, m.scope, &report);
+      if (std::string err = m.commit(left); !err.empty()) {
         report.ok = false;
         report.problems.push_back("could not update the journal: " + err);
       }
-      if (report.count("failed")) report.ok = false;
+      if (report.count("failed") || report.count("refused")) report.ok = false;
       m.journal = left;  // failed entries stay managed and journalled
       m.journal.boot_id = read_boot_id();
       m.journal_ready = aside.empty() || !left.empty();

@@ -133,11 +133,18 @@ struct RestoreReport {
   std::string to_text() const;  // for people: one line per knob instance + a summary
 };
 
-// Puts back every knob in the journal under state_dir and clears it (keeps the
-// entries that failed). Works without a running daemon; refuses while a live
-// specactd holds the state directory. A truncated, corrupt or newer-format
-// journal is renamed aside and reported (ok=false), never discarded. `force`
-// also restores values someone else changed after specact's last write.
+// Puts back every knob in the journal under cfg.state_dir and clears it (keeps
+// the entries that failed). Works without a running daemon; refuses while a
+// live specactd holds the state directory. A truncated, corrupt (checksum
+// mismatch included) or newer-format journal is renamed aside under a unique
+// name and reported (ok=false), never discarded, and nothing is restored from
+// it. Writes go only to the knob files below cfg.sys_root, cfg.debugfs_root
+// and the cgroup v2 root, whatever the journal says: a journal naming any
+// other file is refused as a whole. `force` also restores values someone else
+// changed after specact's last write (it never widens what may be written).
+RestoreReport restore_from_journal(const KnobsConfig& cfg, bool force = false);
+// The same with the default roots (/proc/sys, /sys/kernel/debug/sched, the
+// cgroup2 mount) and no extra sysctls.
 RestoreReport restore_from_journal(const std::string& state_dir, bool force = false);
 
 class KnobManager {

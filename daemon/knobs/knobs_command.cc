@@ -56,13 +56,19 @@ twice is harmless: the second run has nothing to do.
 Per-task settings are restored on the threads that still exist; threads that
 exited are skipped (not an error). A value someone else changed after
 specactd's last write is left alone (use --force to restore it anyway).
-A truncated, corrupt or newer-format journal is renamed aside
-(knobs-journal.json.corrupt-TIME / .newer-vN-TIME), reported, and nothing is
-restored from it: inspect it and restore those settings by hand.
+A truncated, corrupt (checksum mismatch) or newer-format journal is renamed
+aside (knobs-journal.json.corrupt-TIME / .newer-vN-TIME, with -2, -3 ... when
+that name exists), reported, and nothing is restored from it: inspect it and
+restore those settings by hand. Restore writes only the knob files below the
+configured sys_root (/proc/sys), debugfs_root (/sys/kernel/debug/sched) and
+the cgroup v2 mount, whatever the journal says; a journal naming any other
+file is kept aside as .refused-TIME and nothing is restored (--force does not
+change that). Extra sysctls from the config are known only with --config.
 
 Options:
   --state-dir DIR  State directory (default /var/lib/specactd).
-  --config FILE    Take the state directory from the config's "knobs" section.
+  --config FILE    Take the state directory, the knob roots and the extra
+                   sysctls from the daemon config.
   --force          Also restore values changed by someone else since.
   --json           Machine-readable report.
   -h, --help       Show this help.
@@ -278,7 +284,7 @@ int cmd_restore(int argc, char** argv) {
                    KnobsConfig{}.state_dir.c_str());
       cfg = KnobsConfig{};
       if (!state_dir.empty()) cfg.state_dir = state_dir;
-      RestoreReport r = restore_from_journal(cfg.state_dir, force);
+      RestoreReport r = restore_from_journal(cfg, force);
       std::fputs(r.to_text().c_str(), stderr);
       return 1;
     }
@@ -294,7 +300,7 @@ int cmd_restore(int argc, char** argv) {
     }
   }
   if (!state_dir.empty()) cfg.state_dir = state_dir;
-  RestoreReport r = restore_from_journal(cfg.state_dir, force);
+  RestoreReport r = restore_from_journal(cfg, force);
   if (json)
     std::cout << r.to_json().dump(2) << "\n";
   else

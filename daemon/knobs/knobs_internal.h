@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/state_dir.h"
 #include "knobs/knob_manager.h"
 
 namespace specact::knobs {
@@ -55,9 +56,26 @@ void task_field_set(TaskAttr* a, TaskField f, int64_t v, int64_t default_slice_n
 
 // ---- files (/proc/sys, debugfs, cgroup) ----
 
-int read_file(const std::string& path, std::string* out, const FaultHook& fault);
-int write_file(const std::string& path, const std::string& data, const FaultHook& fault);
-int probe_writable(const std::string& path, const FaultHook& fault);
+// The directories whose files the knobs layer reads and writes: the configured
+// sys_root, debugfs_root and cgroup v2 root. Nothing outside them is touched,
+// whatever a journal says.
+struct KernelRoots {
+  std::string sys, debugfs, cgroup;               // cgroup "" = no cgroup v2 hierarchy
+  static KernelRoots from(const KnobsConfig& c);  // cgroup: configured, or the cgroup2 mount
+  // The root `path` lies below (lexically: plain names only, no "", "." or
+  // ".."), and the rest of it. False when it is below none of them.
+  bool locate(const std::string& path, std::string* root, std::string* rel) const;
+  static bool contains(const std::string& root, const std::string& path);
+};
+
+// 0 or errno. The path must be below one of `roots` (else EXDEV); it is opened
+// relative to that root with no symlinks (ELOOP) and no "..", and must be a
+// regular file (EINVAL).
+int read_file(const KernelRoots& roots, const std::string& path, std::string* out,
+              const FaultHook& fault);
+int write_file(const KernelRoots& roots, const std::string& path, const std::string& data,
+               const FaultHook& fault);
+int probe_writable(const KernelRoots& roots, const std::string& path, const FaultHook& fault);
 std::string errno_name(int err);  // "EPERM"
 std::string trim(std::string s);
 
@@ -101,20 +119,35 @@ struct TaskEntry {
   std::string proc_root = "/proc";
 };
 
+// Version 2 added the checksum. Version 1 journals (no checksum) are still
+// restored: after a crash of an older specactd they hold the only record of
+// the original values, and refusing them would leave the machine tuned.
+constexpr int kJournalVersion = 2;
+constexpr const char* kJournalFormat = "specactd-knobs-journal";
+constexpr const char* kJournalName = "knobs-journal.json";
+constexpr const char* kLockName = "knobs.lock";
+
 struct JournalState {
   std::string boot_id;
   std::vector<FileEntry> files;
   std::vector<TaskEntry> tasks;
+  int format_version = kJournalVersion;  // in memory only: the version it was read as
   bool empty() const { return files.empty() && tasks.empty(); }
 };
 
-constexpr int kJournalVersion = 1;
-constexpr const char* kJournalFormat = "specactd-knobs-journal";
-constexpr const char* kJournalName = "knobs-journal.json";
-
+// The checksum of a journal: CRC-32 (zlib) of its canonical text — the JSON
+// without the "checksum" member, dumped compactly with sorted keys — as
+// "crc32:%08x". The checksum catches damage (a flipped bit, a torn or
+// hand-edited file), which is what it is for: whoever can write the journal
+// (root, in a state directory StateDir accepts) could recompute any unkeyed
+// hash, SHA-256 included, so a cryptographic one would add a dependency and
+// no protection.
+std::string journal_checksum(const nlohmann::json& without_checksum);
 nlohmann::json journal_to_json(const JournalState& s);
-// Throws std::runtime_error describing what is wrong.
+// Throws std::runtime_error describing what is wrong (a checksum mismatch too).
 JournalState journal_from_json(const nlohmann::json& j);
+
+struct RestoreScope;  // knobs/restore.h
 
 class JournalStore {
  public:
@@ -122,29 +155,38 @@ class JournalStore {
   ~JournalStore();
   const std::string& dir() const { return dir_; }
   std::string path() const { return dir_ + "/" + kJournalName; }
-  // Takes the state directory's lock (flock; released by the kernel if we die).
-  // "" on success, else why not.
+  // Opens and checks the state directory (StateDir), creating it when
+  // `create`. "" on success, else why not (naming the path). Without create,
+  // a missing directory sets *missing and returns "".
+  std::string open_dir(bool create, bool* missing = nullptr);
+  // True when the directory is open and holds a journal (of any kind).
+  bool journal_present() const;
+  // Takes the state directory's lock (flock on knobs.lock; released by the
+  // kernel if we die). "" on success, else why not.
   std::string lock();
   bool locked() const { return lock_fd_ >= 0; }
-  enum class Load { Missing, Ok, KeptAside };
-  // KeptAside: the journal was unreadable, renamed to *aside_path; message says why.
-  Load load(JournalState* out, std::string* message, std::string* aside_path);
+  // KeptAside: the journal was unusable (corrupt, checksum mismatch, newer
+  // format, a link, or with `scope` an entry naming a file that is not its
+  // knob's), renamed to *aside_path (a unique name, never overwriting an
+  // earlier one). Refused: unusable but left in place (unreadable, the
+  // directory refused, or a knob `scope` does not define). Both: nothing may
+  // be restored from it, and message says why.
+  enum class Load { Missing, Ok, KeptAside, Refused };
+  Load load(JournalState* out, std::string* message, std::string* aside_path,
+            const RestoreScope* scope = nullptr);
   // Durably replaces the journal (temp, fsync, rename, fsync dir); an empty
   // state removes it. "" on success, else the error (the old journal is intact).
   std::string commit(const JournalState& s);
-  // Names of earlier journals kept aside in the directory.
-  std::vector<std::string> kept_aside() const;
+  // Paths of earlier journals kept aside in the directory.
+  std::vector<std::string> kept_aside();
 
  private:
   std::string dir_;
   FaultHook fault_;
+  std::optional<StateDir> sd_;
   int lock_fd_ = -1;
 };
 
 std::string read_boot_id();
-
-// Restores what `st` records. Entries that could not be restored stay in
-// `st`; restored/gone/left-alone ones are removed.
-void restore_state(JournalState* st, bool force, const FaultHook& fault, RestoreReport* report);
 
 }  // namespace specact::knobs

@@ -37,6 +37,12 @@ TEST(KnobsCrash, SigkillAtRandomPointsThenRestoreReturnsEveryKnob) {
       {"nr_migrate", "32"},
       {"preempt", "none voluntary (full) lazy"}};
   for (const auto& [name, v] : fake_originals) write_text(dbg + "/" + name, v + "\n");
+  KnobsConfig restore_cfg;  // what the child uses: real /proc/sys, fake debugfs
+  restore_cfg.state_dir = state;
+  restore_cfg.debugfs_root = dbg;
+  const std::string restore_config = dir / "restore.json";
+  write_text(restore_config,
+             nlohmann::json({{"state_dir", state}, {"knobs", {{"debugfs_root", dbg}}}}).dump());
   const std::string rr_path = "/proc/sys/kernel/sched_rr_timeslice_ms";
   const std::string rr_original = read_text(rr_path);
   knobs_test::RestoreFileGuard rr_guard(rr_path);
@@ -118,13 +124,15 @@ TEST(KnobsCrash, SigkillAtRandomPointsThenRestoreReturnsEveryKnob) {
     if (it % 2 == 1) {
       // The real entry point: `specactd restore`.
       ++cli_restores;
-      std::string cmd = std::string(KNOBS_CLI) + " restore --json --state-dir " + state;
+      // --config: restore writes only below the configured roots, and the
+      // fake debugfs is one of them only through the config.
+      std::string cmd = std::string(KNOBS_CLI) + " restore --json --config " + restore_config;
       std::string out;
       EXPECT_EQ(specact::testing::run_shell(cmd, &out), 0) << out;
       auto j = nlohmann::json::parse(out);
       if (j["counts"]["restored"].get<int>() > 0) ++restored_something;
     } else {
-      auto rep = restore_from_journal(state);
+      auto rep = restore_from_journal(restore_cfg);
       EXPECT_TRUE(rep.ok) << rep.to_text();
       EXPECT_EQ(rep.count("failed"), 0u);
       EXPECT_EQ(rep.count("left-alone"), 0u) << rep.to_text();

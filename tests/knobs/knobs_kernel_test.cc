@@ -198,9 +198,13 @@ TEST(KnobsKernel, TargetExitsBeforeAndAfterApply) {
     EXPECT_EQ(r.results[0].status, Status::Failed);
     EXPECT_NE(r.results[0].error.find("no live tasks"), std::string::npos) << r.results[0].error;
   }
+  // Every tuned thread exited before the clean stop: the stop leaves no
+  // journal behind (nothing a restore could act on), so restore has nothing
+  // to do and says so.
+  EXPECT_FALSE(knobs_test::fs::exists(state / "knobs-journal.json"));
   auto rep = restore_from_journal(state.path);
   EXPECT_TRUE(rep.ok) << rep.to_text();
-  EXPECT_EQ(rep.count("gone"), 4u);
+  EXPECT_TRUE(rep.nothing_to_do) << rep.to_text();
   EXPECT_EQ(rep.count("failed"), 0u);
 }
 

@@ -137,7 +137,8 @@ TEST(KnobsCatalogue, RealDebugfsProbedHonestly) {
   // Locked down (EPERM) on the development machines; whatever it is here, the
   // catalogue must say the same thing the kernel says.
   std::string probe;
-  int err = knobs::read_file("/sys/kernel/debug/sched/base_slice_ns", &probe, nullptr);
+  int err = knobs::read_file(knobs::KernelRoots::from(KnobsConfig{}),
+                             "/sys/kernel/debug/sched/base_slice_ns", &probe, nullptr);
   TempDir state("lock");  // never written: catalogue() writes nothing
   KnobsConfig cfg;
   cfg.state_dir = state.path;
@@ -168,7 +169,8 @@ TEST(KnobsApply, SysctlWrittenJournalledAndRestored) {
   // The journal holds the original, durably, in the versioned format.
   auto j = nlohmann::json::parse(read_text(f.journal()));
   EXPECT_EQ(j["format"], "specactd-knobs-journal");
-  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["version"], 2);
+  EXPECT_TRUE(j.contains("checksum"));
   ASSERT_EQ(j["files"].size(), 1u);
   EXPECT_EQ(j["files"][0]["original"], "100");
   EXPECT_EQ(m.read_current().at("sysctl.kernel.sched_rr_timeslice_ms"), 30);
@@ -393,19 +395,19 @@ TEST(KnobsJournal, RestoreFromJournalAfterTheManagerIsGone) {
     KnobManager m(cfg, nullptr);
     ASSERT_TRUE(m.apply({{"sched.base_slice_ns", 3000000}, {"sched.preempt", 0}}, "t").all_ok());
     // While a manager holds the state dir, an outside restore refuses.
-    auto busy = restore_from_journal(f.state);
+    auto busy = restore_from_journal(f.config());
     EXPECT_FALSE(busy.ok);
     ASSERT_FALSE(busy.problems.empty());
     EXPECT_NE(busy.problems[0].find("in use"), std::string::npos) << busy.problems[0];
     EXPECT_EQ(read_text(f.dbg + "/base_slice_ns"), "3000000");
   }
   EXPECT_EQ(read_text(f.dbg + "/base_slice_ns"), "3000000");  // kept on exit as configured
-  auto rep = restore_from_journal(f.state);
+  auto rep = restore_from_journal(f.config());
   EXPECT_TRUE(rep.ok) << rep.to_text();
   EXPECT_EQ(rep.count("restored"), 2u);
   EXPECT_EQ(read_text(f.dbg + "/base_slice_ns"), "700000");
   EXPECT_EQ(read_text(f.dbg + "/preempt"), "full");
-  auto again = restore_from_journal(f.state);
+  auto again = restore_from_journal(f.config());
   EXPECT_TRUE(again.ok);
   EXPECT_TRUE(again.nothing_to_do);
 }
@@ -431,7 +433,7 @@ TEST(KnobsJournal, ValueChangedAfterCrashIsLeftAloneUnlessForced) {
         m.apply({{"sched.nr_migrate", 8}, {"sched.migration_cost_ns", 100000}}, "t").all_ok());
   }
   write_text(f.dbg + "/nr_migrate", "99\n");  // someone else, after we died
-  auto rep = restore_from_journal(f.state);
+  auto rep = restore_from_journal(f.config());
   EXPECT_TRUE(rep.ok);
   EXPECT_EQ(rep.count("left-alone"), 1u);
   EXPECT_EQ(read_text(f.dbg + "/nr_migrate"), "99");
@@ -442,7 +444,7 @@ TEST(KnobsJournal, ValueChangedAfterCrashIsLeftAloneUnlessForced) {
     ASSERT_TRUE(m.apply({{"sched.nr_migrate", 8}}, "t").all_ok());
   }
   write_text(f.dbg + "/nr_migrate", "77\n");
-  auto forced = restore_from_journal(f.state, /*force=*/true);
+  auto forced = restore_from_journal(f.config(), /*force=*/true);
   EXPECT_TRUE(forced.ok);
   EXPECT_EQ(read_text(f.dbg + "/nr_migrate"), "99");  // the original of the second run
 }
@@ -467,7 +469,7 @@ TEST(KnobsJournal, LeftoverJournalIsRecoveredBeforeNewWrites) {
 
 void expect_kept_aside(const Fake& f, const std::string& content, const std::string& kind) {
   write_text(f.journal(), content);
-  auto rep = restore_from_journal(f.state);
+  auto rep = restore_from_journal(f.config());
   EXPECT_FALSE(rep.ok) << kind;
   ASSERT_FALSE(rep.problems.empty()) << kind;
   EXPECT_NE(rep.problems[0].find("kept aside"), std::string::npos) << rep.problems[0];
@@ -494,8 +496,8 @@ TEST(KnobsJournal, CorruptTruncatedAndNewerJournalsKeptAsideAndReported) {
                     "newer-v7");
   // A kept-aside journal is mentioned on every later restore, never forgotten.
   write_text(f.journal(), "garbage");
-  restore_from_journal(f.state);
-  auto later = restore_from_journal(f.state);
+  restore_from_journal(f.config());
+  auto later = restore_from_journal(f.config());
   EXPECT_TRUE(later.ok);
   ASSERT_FALSE(later.notes.empty());
   EXPECT_NE(later.notes[0].find("needs review"), std::string::npos);
@@ -525,7 +527,7 @@ TEST(KnobsJournal, JournalFromAnEarlierBootRestoresNothing) {
                          {"ours", {"32"}}}}},
                       {"tasks", nlohmann::json::array()}};
   write_text(f.journal(), j.dump());
-  auto rep = restore_from_journal(f.state);
+  auto rep = restore_from_journal(f.config());
   EXPECT_TRUE(rep.ok) << rep.to_text();
   EXPECT_EQ(rep.count("gone"), 1u);
   EXPECT_NE(rep.items[0].detail.find("earlier boot"), std::string::npos);
@@ -632,7 +634,7 @@ TEST(KnobsCgroup, CgroupDisappears) {
     EXPECT_NE(only(r).status, Status::Applied);
     EXPECT_FALSE(only(r).error.empty());
   }
-  auto rep = restore_from_journal(f.state);
+  auto rep = restore_from_journal(f.config());
   EXPECT_TRUE(rep.ok) << rep.to_text();
   EXPECT_EQ(rep.count("gone"), 1u);
 }

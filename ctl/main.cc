@@ -74,7 +74,8 @@ JSON output:
   status   the GetStatus object: version, state, mode, target, current,
            confirmed, baseline (knob -> integer), pinned, last_window,
            baseline_p95_us, hit_rate, windows, usage.{speculator,actor}.{calls,
-           prompt_tokens,completion_tokens,errors,rejected,cost_usd}, uptime_s
+           prompt_tokens,completion_tokens,errors,rejected,cost_usd}, uptime_s,
+           warnings (array of strings)
   knobs    array of {name, family, unit, description, min, max, scale,
            values?, available, unavailable_reason?, current, default?}
   history  array of events {seq, time, type, ...}

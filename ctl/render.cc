@@ -143,6 +143,9 @@ std::string render_status(const json& s, const json& knobs) {
   o << "specactd " << str(s, "version", "?") << ": " << str(s, "state", "?") << ", mode "
     << str(s, "mode", "?") << ", up " << format_uptime(num(s, "uptime_s")) << "\n";
   o << "Target:    " << describe_target(s.value("target", json())) << "\n";
+  if (s.contains("warnings") && s["warnings"].is_array())
+    for (const auto& w : s["warnings"])
+      if (w.is_string()) o << "Warning:   " << w.get<std::string>() << "\n";
   double base = num(s, "baseline_p95_us", 0);
   const json& lw = s.contains("last_window") ? s["last_window"] : json();
   double last = window_p95(lw);

@@ -36,7 +36,7 @@ struct RoleUsage {
 };
 
 struct StatusSnapshot {
-  std::string state = "stopped";  // running, paused, stopped, converged
+  std::string state = "stopped";  // running, paused, stopped, converged, waiting
   std::string mode = "speculative";
   nlohmann::json target;  // TargetSpec::to_json()
   Config current;
@@ -50,6 +50,8 @@ struct StatusSnapshot {
   RoleUsage speculator;
   RoleUsage actor;
   double uptime_s = 0;
+  // Problems the caller should see (a history file that cannot be written).
+  std::vector<std::string> warnings;
 };
 
 // One entry of the audit trail (history.jsonl): {"seq","time","type",...fields}.

@@ -30,7 +30,8 @@ nlohmann::json status_to_json(const StatusSnapshot& s, const std::string& versio
       {"windows", s.windows},
       {"usage",
        {{"speculator", role_usage_to_json(s.speculator)}, {"actor", role_usage_to_json(s.actor)}}},
-      {"uptime_s", s.uptime_s}};
+      {"uptime_s", s.uptime_s},
+      {"warnings", s.warnings}};
 }
 
 nlohmann::json knobs_to_json(const std::vector<KnobInfo>& knobs) {

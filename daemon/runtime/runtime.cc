@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -24,16 +25,43 @@ using nlohmann::json;
 // ---------------------------------------------------------------- history
 
 HistoryLog::~HistoryLog() {
-  if (file_) std::fclose(file_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void HistoryLog::open(const std::string& state_dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(state_dir, ec);
-  if (ec) throw ConfigError("state_dir: cannot create " + state_dir + ": " + ec.message());
-  path_ = state_dir + "/history.jsonl";
-  file_ = std::fopen(path_.c_str(), "a");
-  if (!file_) throw ConfigError("state_dir: cannot open " + path_ + ": " + std::strerror(errno));
+  try {
+    dir_.emplace(StateDir::open(state_dir, /*create=*/true));
+  } catch (const StateDirError& e) {
+    throw ConfigError(std::string("state_dir: ") + e.what());
+  }
+  path_ = dir_->path_of(kHistoryName);
+  fd_ = dir_->open_append(kHistoryName);
+  if (fd_ < 0) throw ConfigError("state_dir: " + dir_->error(kHistoryName, -fd_));
+}
+
+void HistoryLog::write_line(const std::string& line) {
+  if (fd_ < 0) return;
+  // One write(2) per line on an O_APPEND fd: a line is whole or absent, and a
+  // short write (a full file system) is an error like any other.
+  ssize_t n = ::write(fd_, line.data(), line.size());
+  int err = n < 0 ? errno : (static_cast<size_t>(n) == line.size() ? 0 : ENOSPC);
+  if (err == 0) {
+    if (!error_.empty()) {
+      log::info("history: writing " + path_ + " again after: " + error_);
+      error_.clear();
+    }
+    return;
+  }
+  error_ =
+      "cannot append to " + path_ + ": " + std::strerror(err) + " (events are kept in memory only)";
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  // A full disk fails every line; the journal and stderr get one warning a
+  // minute, the status field says it all the time.
+  if (last_warn_s_ < 0 || now.tv_sec - last_warn_s_ >= kWarnIntervalS) {
+    last_warn_s_ = now.tv_sec;
+    log::warn("history: " + error_);
+  }
 }
 
 HistoryEvent HistoryLog::append(json data) {
@@ -50,12 +78,7 @@ HistoryEvent HistoryLog::append(json data) {
   json line = {{"seq", e.seq}, {"time", buf}};
   for (auto it = data.begin(); it != data.end(); ++it) line[it.key()] = it.value();
   e.data = std::move(line);
-  if (file_) {
-    std::string s = e.data.dump(-1, ' ', false, json::error_handler_t::replace);
-    std::fputs(s.c_str(), file_);
-    std::fputc('\n', file_);
-    std::fflush(file_);  // an audit trail survives a crash up to the last line
-  }
+  write_line(e.data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
   tail_.push_back(e);
   while (tail_.size() > keep_) tail_.pop_front();
   return e;
@@ -81,6 +104,15 @@ struct Runtime::Session {
   std::unique_ptr<Agent> actor;
   int64_t started_ns = 0;
   uint64_t window_index = 0;  // without the eBPF sampler (command metric alone)
+  // A comm, cgroup or unit target may have no process yet (a service started
+  // before the application it tunes) or lose all of them (a restart). The
+  // engine is built when the first process appears, so its knob set and
+  // baseline come from real tasks; while the target is empty no window is
+  // judged, and the settings in force reach the returning tasks.
+  bool target_empty = false;
+  bool pause_pending = false;  // paused before the engine existed
+  // Agent replies that arrived while the target had no process.
+  std::vector<std::pair<AgentRole, AgentReply>> deferred_replies;
 
   Agent* agent(AgentRole r) { return r == AgentRole::Speculator ? speculator.get() : actor.get(); }
 };
@@ -200,9 +232,28 @@ void Runtime::start_session() {
     log::warn(std::string("eBPF sampler unavailable, using the command metric alone: ") + e.what());
   }
   if (cfg_.command) s->command = std::make_unique<CommandSource>(*cfg_.command);
+  s->speculator = make_agent(AgentRole::Speculator, cfg_.speculator, io_);
+  s->actor = make_agent(AgentRole::Actor, cfg_.actor, io_);
+  s->started_ns = clock_.now_ns();
+  session_ = std::move(s);
+  if (!session_->target->processes().empty()) {
+    start_engine();
+    return;
+  }
+  session_->target_empty = true;
+  if (session_->sampler) session_->sampler->close_window(clock_.now_ns());
+  record_json({{"type", "waiting_for_tasks"},
+               {"time_ns", clock_.now_ns()},
+               {"target", cfg_.target->to_json()}},
+              "waiting for " + cfg_.target->describe() +
+                  ": no process matches yet; tuning starts when one appears");
+  status_changed();
+}
 
-  std::vector<KnobInfo> catalogue = s->knobs->catalogue();
-  Config baseline = s->knobs->read_current();
+void Runtime::start_engine() {
+  Session& s = *session_;
+  std::vector<KnobInfo> catalogue = s.knobs->catalogue();
+  Config baseline = s.knobs->read_current();
   std::vector<KnobInfo> managed;
   std::string unavailable;
   for (auto& k : catalogue) {
@@ -213,27 +264,25 @@ void Runtime::start_session() {
     }
   }
   if (!unavailable.empty()) log::debug("knobs not available here:" + unavailable);
-  s->engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
-  s->speculator = make_agent(AgentRole::Speculator, cfg_.speculator, io_);
-  s->actor = make_agent(AgentRole::Actor, cfg_.actor, io_);
-  s->started_ns = clock_.now_ns();
-  if (s->sampler) s->sampler->refresh_targets();
-  if (s->sampler) s->sampler->close_window(clock_.now_ns());  // opens window 1
-  session_ = std::move(s);
+  s.engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
+  s.target_empty = false;
+  if (s.sampler) s.sampler->refresh_targets();
+  if (s.sampler) s.sampler->close_window(clock_.now_ns());  // opens window 1
 
   json knobs = json::array();
-  for (const auto& k : session_->engine->knobs()) knobs.push_back(k.name);
+  for (const auto& k : s.engine->knobs()) knobs.push_back(k.name);
   record_json({{"type", "session_started"},
                {"time_ns", clock_.now_ns()},
                {"target", cfg_.target->to_json()},
-               {"mode", engine::to_string(session_->engine->mode())},
+               {"mode", engine::to_string(s.engine->mode())},
                {"knobs", knobs},
-               {"baseline", config_to_json(session_->engine->baseline())},
-               {"speculator", session_->speculator->describe()},
-               {"actor", session_->actor->describe()}},
+               {"baseline", config_to_json(s.engine->baseline())},
+               {"speculator", s.speculator->describe()},
+               {"actor", s.actor->describe()}},
               "tuning " + cfg_.target->describe() + " with " + std::to_string(knobs.size()) +
-                  " knobs (" + knobs.dump() + "); speculator " + session_->speculator->describe() +
-                  ", actor " + session_->actor->describe());
+                  " knobs (" + knobs.dump() + "); speculator " + s.speculator->describe() +
+                  ", actor " + s.actor->describe());
+  if (s.pause_pending) handle(s.engine->pause());
   status_changed();
 }
 
@@ -243,7 +292,25 @@ void Runtime::stop_session(const std::string& why) {
   if (s.speculator) s.speculator->cancel();
   if (s.actor) s.actor->cancel();
   // Final numbers, for the audit trail and the benchmarks.
-  const engine::Engine& e = *s.engine;
+  if (s.engine) record_summary(*s.engine);
+  last_stopped_ = status();
+  if (cfg_.knobs.restore_on_exit) {
+    RestoreReport rep = s.knobs->restore_all();
+    record_json({{"type", "restored"},
+                 {"time_ns", clock_.now_ns()},
+                 {"reason", why},
+                 {"ok", rep.ok},
+                 {"report", rep.to_json()}},
+                "restored settings (" + why + "):\n" + rep.to_text());
+  } else {
+    record_json({{"type", "left_in_place"}, {"time_ns", clock_.now_ns()}, {"reason", why}},
+                "knobs.restore_on_exit is false: settings left in place (specactd restore puts "
+                "them back)");
+  }
+  session_.reset();
+}
+
+void Runtime::record_summary(const engine::Engine& e) {
   auto usage_json = [](const RoleUsage& u) {
     return json{{"calls", u.calls},
                 {"prompt_tokens", u.prompt_tokens},
@@ -267,21 +334,6 @@ void Runtime::stop_session(const std::string& why) {
               "session summary: " + std::to_string(e.windows()) + " windows, " +
                   std::to_string(e.hits()) + " hits / " + std::to_string(e.misses()) +
                   " misses, confirmed " + config_to_json(e.confirmed()).dump());
-  last_stopped_ = status();
-  if (cfg_.knobs.restore_on_exit) {
-    RestoreReport rep = s.knobs->restore_all();
-    record_json({{"type", "restored"},
-                 {"time_ns", clock_.now_ns()},
-                 {"reason", why},
-                 {"ok", rep.ok},
-                 {"report", rep.to_json()}},
-                "restored settings (" + why + "):\n" + rep.to_text());
-  } else {
-    record_json({{"type", "left_in_place"}, {"time_ns", clock_.now_ns()}, {"reason", why}},
-                "knobs.restore_on_exit is false: settings left in place (specactd restore puts "
-                "them back)");
-  }
-  session_.reset();
 }
 
 // ---------------------------------------------------------------- the loop
@@ -305,13 +357,7 @@ void Runtime::schedule_tick() {
 void Runtime::tick() {
   if (!session_) return;
   Session& s = *session_;
-  if (s.sampler) {
-    size_t procs = s.sampler->refresh_targets();
-    if (procs == 0 && cfg_.target->kind == TargetSpec::Kind::Pid) {
-      shutdown("target " + cfg_.target->describe() + " exited");
-      return;
-    }
-  }
+  if (!track_target_tasks()) return;
   s.knobs->reapply_to_new_threads();
   std::vector<std::string> yielded;
   for (const auto& y : s.knobs->check_yielded()) {
@@ -377,6 +423,57 @@ void Runtime::tick() {
   status_changed();
 }
 
+bool Runtime::track_target_tasks() {
+  Session& s = *session_;
+  size_t procs = s.sampler ? s.sampler->refresh_targets() : s.target->processes().size();
+  const bool empty = procs == 0;
+  if (empty && cfg_.target->kind == TargetSpec::Kind::Pid) {
+    // A pid never comes back. As a service the daemon stays up for the next
+    // target; run from a shell it has nothing left to do.
+    const std::string why = "target " + cfg_.target->describe() + " exited";
+    if (!dbus_) {
+      shutdown(why);
+      return false;
+    }
+    stop_session(why);
+    record_json({{"type", "target_exited"}, {"time_ns", clock_.now_ns()}},
+                why + "; waiting for a new target (specactctl target)");
+    status_changed();
+    return false;
+  }
+  if (!empty && !s.engine) {
+    record_json({{"type", "target_appeared"}, {"time_ns", clock_.now_ns()}, {"processes", procs}},
+                cfg_.target->describe() + ": " + std::to_string(procs) +
+                    " process(es) appeared; probing their knobs");
+    start_engine();
+    return false;
+  }
+  if (empty != s.target_empty) {
+    s.target_empty = empty;
+    if (empty)
+      record_json({{"type", "target_empty"}, {"time_ns", clock_.now_ns()}},
+                  cfg_.target->describe() +
+                      " has no process now; windows are not judged until one appears");
+    else
+      record_json({{"type", "target_returned"}, {"time_ns", clock_.now_ns()}, {"processes", procs}},
+                  cfg_.target->describe() + ": " + std::to_string(procs) +
+                      " process(es) again; the settings in force are applied to them");
+  } else if (!empty) {
+    return true;
+  }
+  // An empty window, or the one that spans the gap, is evidence for nothing:
+  // discard it so the next window starts with the returning tasks.
+  if (!empty) {
+    s.knobs->reapply_to_new_threads();
+    auto deferred = std::move(s.deferred_replies);
+    s.deferred_replies.clear();
+    for (auto& [role, reply] : deferred) handle(s.engine->on_agent_reply(role, reply));
+  }
+  if (s.sampler) s.sampler->close_window(clock_.now_ns());
+  status_changed();
+  return false;
+}
+
 void Runtime::handle(engine::Output out) {
   for (const auto& e : out.events) record(e);
   for (auto& a : out.actions) {
@@ -397,6 +494,7 @@ void Runtime::handle(engine::Output out) {
           errors += (errors.empty() ? "" : "; ") + kr.knob + ": " + kr.error;
       }
       o.error = errors;
+      if (!errors.empty()) apply_errors_ += (apply_errors_.empty() ? "" : "; ") + errors;
       if (!r.all_ok())
         record_json(
             {{"type", "apply_result"}, {"time_ns", clock_.now_ns()}, {"result", r.to_json()}},
@@ -434,6 +532,11 @@ void Runtime::call_agent(AgentRole role, AgentContext ctx) {
                     std::to_string(static_cast<long long>(reply.usage.latency_ms)) + " ms with " +
                     std::to_string(reply.candidates.size()) + " candidate(s)",
                 false);
+    if (session_->target_empty) {
+      // Nothing to apply it to: it waits for the target's processes to return.
+      session_->deferred_replies.emplace_back(role, std::move(reply));
+      return;
+    }
     handle(session_->engine->on_agent_reply(role, reply));
     status_changed();
   });
@@ -477,6 +580,16 @@ StatusSnapshot Runtime::status() {
     s.mode = engine::to_string(cfg_.engine.mode);
     s.target = cfg_.target ? cfg_.target->to_json() : json(nullptr);
     s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
+    s.warnings = warnings();
+    return s;
+  }
+  if (!session_->engine) {
+    StatusSnapshot s;
+    s.state = "waiting";  // for the target's first process
+    s.mode = engine::to_string(cfg_.engine.mode);
+    s.target = cfg_.target->to_json();
+    s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
+    s.warnings = warnings();
     return s;
   }
   const engine::Engine& e = *session_->engine;
@@ -495,7 +608,24 @@ StatusSnapshot Runtime::status() {
   s.speculator = e.usage(AgentRole::Speculator);
   s.actor = e.usage(AgentRole::Actor);
   s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
+  if (session_->target_empty) s.state = "waiting";
+  s.warnings = warnings();
   return s;
+}
+
+std::vector<std::string> Runtime::warnings() const {
+  std::vector<std::string> out;
+  if (!history_.error().empty()) out.push_back("history: " + history_.error());
+  return out;
+}
+
+engine::Engine& Runtime::need_engine(const char* what) {
+  Session& s = need_session(what);
+  if (!s.engine)
+    throw ControlError("Failed", std::string("cannot ") + what +
+                                     " yet: " + cfg_.target->describe() +
+                                     " has no process (tuning starts when one appears)");
+  return *s.engine;
 }
 
 void Runtime::start() {
@@ -520,12 +650,20 @@ void Runtime::stop() {
 }
 
 void Runtime::pause() {
-  handle(need_session("pause").engine->pause());
+  Session& s = need_session("pause");
+  if (s.engine)
+    handle(s.engine->pause());
+  else
+    s.pause_pending = true;
   status_changed();
 }
 
 void Runtime::resume() {
-  handle(need_session("resume").engine->resume());
+  Session& s = need_session("resume");
+  if (s.engine)
+    handle(s.engine->resume());
+  else
+    s.pause_pending = false;
   status_changed();
 }
 
@@ -537,7 +675,7 @@ void Runtime::set_mode(const std::string& mode) {
                            "' is not a mode (speculative, actor-only, speculator-only, recommend, "
                            "monitor)");
   cfg_.engine.mode = *m;
-  if (session_) handle(session_->engine->set_mode(*m));
+  if (session_ && session_->engine) handle(session_->engine->set_mode(*m));
   status_changed();
 }
 
@@ -561,17 +699,27 @@ void Runtime::set_target(const json& target) {
 }
 
 void Runtime::revert() {
-  handle(need_session("revert").engine->revert_to_baseline());
+  apply_errors_.clear();
+  handle(need_engine("revert").revert_to_baseline());
   status_changed();
+  if (!apply_errors_.empty())
+    throw ControlError("Failed", "the baseline was not fully restored: " + apply_errors_);
 }
 
 void Runtime::pin(const std::string& knob, int64_t value) {
-  handle(need_session("pin").engine->pin(knob, value));
+  engine::Engine& e = need_engine("pin");
+  apply_errors_.clear();
+  handle(e.pin(knob, value));
   status_changed();
+  if (apply_errors_.empty()) return;
+  // The caller is told the pin failed, so it must not stay in force either.
+  if (session_ && session_->engine) handle(session_->engine->unpin(knob));
+  throw ControlError(
+      "Failed", "pin " + knob + "=" + std::to_string(value) + " was not applied: " + apply_errors_);
 }
 
 void Runtime::unpin(const std::string& knob) {
-  handle(need_session("unpin").engine->unpin(knob));
+  handle(need_engine("unpin").unpin(knob));
   status_changed();
 }
 

@@ -18,6 +18,7 @@
 #include "agents/agent.h"
 #include "common/clock.h"
 #include "common/control.h"
+#include "common/state_dir.h"
 #include "engine/engine.h"
 #include "runtime/run_config.h"
 
@@ -34,17 +35,31 @@ class TargetResolver;
 // bounded in-memory tail for GetHistory.
 class HistoryLog {
  public:
+  static constexpr const char* kHistoryName = "history.jsonl";
+  static constexpr long kWarnIntervalS = 60;
+
   explicit HistoryLog(size_t keep = 10000) : keep_(keep) {}
   ~HistoryLog();
-  // Opens (creating the directory) <state_dir>/history.jsonl for appending.
+  HistoryLog(const HistoryLog&) = delete;
+  HistoryLog& operator=(const HistoryLog&) = delete;
+  // Opens <state_dir>/history.jsonl for appending through StateDir (a checked
+  // directory, created 0700; no symlink or hard link followed). Throws
+  // ConfigError naming the path.
   void open(const std::string& state_dir);
   const std::string& path() const { return path_; }
   // Adds "seq" and "time" (UTC, ISO 8601) and writes one line.
   HistoryEvent append(nlohmann::json data);
   std::vector<HistoryEvent> since(uint64_t seq) const;
+  // Why the last line could not be written ("" when the last write worked).
+  const std::string& error() const { return error_; }
 
  private:
-  std::FILE* file_ = nullptr;
+  void write_line(const std::string& line);
+
+  std::optional<StateDir> dir_;
+  int fd_ = -1;
+  std::string error_;
+  long last_warn_s_ = -1;  // CLOCK_MONOTONIC seconds of the last warning
   std::string path_;
   uint64_t seq_ = 0;
   size_t keep_;
@@ -83,7 +98,15 @@ class Runtime : public ControlSurface {
   struct Session;
 
   void start_session();
+  // Builds the engine from the knobs the target's processes have now.
+  void start_engine();
   void stop_session(const std::string& why);
+  void record_summary(const engine::Engine& e);
+  // Follows the target's processes each window; false when this window is
+  // not to be judged (no process, the first window after a gap, session gone).
+  bool track_target_tasks();
+  engine::Engine& need_engine(const char* what);
+  std::vector<std::string> warnings() const;
   void schedule_tick();
   void tick();
   void handle(engine::Output out);
@@ -109,6 +132,7 @@ class Runtime : public ControlSurface {
   int64_t started_ns_ = 0;
   bool stopping_ = false;
   nlohmann::json last_window_;
+  std::string apply_errors_;     // of the actions handled since a command cleared it
   StatusSnapshot last_stopped_;  // what status() shows between sessions
 };
 

@@ -59,6 +59,9 @@ class FakeSurface : public ControlSurface {
     snap_.speculator = {40, 52000, 4000, 1, 2, 0.0125};
     snap_.actor = {4, 30000, 2500, 0, 0, 0.25};
     snap_.uptime_s = 3723.5;
+    snap_.warnings = {
+        "history: cannot append to /var/lib/specactd/history.jsonl: No space left on device "
+        "(events are kept in memory only)"};
     snap_.last_window = {
         {"window", 12},
         {"duration_ms", 1000.0},

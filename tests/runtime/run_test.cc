@@ -4,6 +4,7 @@
 // put every setting back at the end (duration or SIGTERM).
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bus_fixture.h"
 #include "subprocess.h"
 #include "target/target.h"
 #include "test_support.h"
@@ -243,6 +245,207 @@ TEST_F(RunKernel, SigtermRestoresAndExitsZero) {
   }
   EXPECT_GE(applies, 1u) << output;
   EXPECT_EQ(reason, "SIGTERM");
+  expect_restored();
+}
+
+// A copy of the bundled workload under a name of its own, so a comm target
+// matches only the processes this test starts.
+std::string workload_copy(const std::string& dir, const std::string& name) {
+  const std::string path = dir + "/" + name;
+  std::filesystem::copy_file(SPECACT_WORKLOAD_BIN, path);
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  return path;
+}
+
+size_t index_of(const std::vector<json>& h, const std::string& type, size_t from = 0) {
+  for (size_t i = from; i < h.size(); ++i)
+    if (h[i]["type"] == type) return i;
+  return h.size();
+}
+
+// The settings of a task nobody tuned: this test's own thread.
+TaskSettings untouched_settings() {
+  SchedAttr a{};
+  syscall(SYS_sched_getattr, 0, &a, sizeof a, 0);
+  return {static_cast<int>(a.sched_policy), a.sched_nice, a.sched_runtime};
+}
+
+// Issue 11 item 9: a comm target that matches nothing at start (a service
+// started before its application) is tuned once its process appears, and the
+// session survives the target going to zero processes and coming back.
+TEST(RunLiveTarget, CommTargetStartingEmptyIsTunedWhenItAppearsAndAfterARestart) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir dir;
+  const std::string name = "sa-late-" + std::to_string(getpid() % 100000);
+  const std::string bin = workload_copy(dir.path(), name);
+  const std::string state = dir.path() + "/state";
+  json cfg = json::parse(daemon_config(1, state));
+  cfg["target"] = {{"comm", "^" + name + "$"}};
+  const std::string cfg_path = write_file(dir.path() + "/config.json", cfg.dump());
+  const std::vector<std::string> workload = {
+      bin, "--hogs", "2", "--period-us", "2000", "--work-us", "300", "--duration-s", "60"};
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg_path, "--duration", "24"}, true);
+  std::string output;
+  EXPECT_EQ(wait_draining(d, 3000, output), -1) << output;  // waiting, not failed
+  auto first = std::make_unique<Subprocess>(workload);
+  EXPECT_EQ(wait_draining(d, 9000, output), -1) << output;
+  first->stop();  // the target goes to zero processes
+  EXPECT_EQ(wait_draining(d, 3000, output), -1) << output;
+  Subprocess second(workload);
+  ASSERT_EQ(wait_draining(d, 40'000, output), 0) << output;
+  const auto second_after = task_settings(second.pid());
+  second.stop();
+
+  std::vector<json> h = read_history(state + "/history.jsonl");
+  std::string trail;
+  for (const auto& e : h) {
+    if (e["type"] != "window") trail += e["type"].get<std::string>() + " ";
+    if (e["type"] == "yield_detail") std::printf("%s\n", e.dump().c_str());
+  }
+  std::printf("events: %s\n", trail.c_str());
+  const size_t waiting = index_of(h, "waiting_for_tasks");
+  const size_t appeared = index_of(h, "target_appeared", waiting);
+  const size_t started = index_of(h, "session_started", appeared);
+  const size_t applied = index_of(h, "applied", started);
+  const size_t empty = index_of(h, "target_empty", applied);
+  const size_t returned = index_of(h, "target_returned", empty);
+  ASSERT_LT(waiting, h.size()) << output;
+  ASSERT_LT(appeared, h.size()) << output;
+  ASSERT_LT(started, h.size()) << output;
+  EXPECT_GT(h[started]["knobs"].size(), 0u) << h[started].dump();
+  EXPECT_LT(applied, h.size()) << "nothing was applied to the process that appeared\n" << output;
+  EXPECT_LT(empty, h.size()) << output;
+  ASSERT_LT(returned, h.size()) << output;
+  size_t windows_after = 0;
+  for (size_t i = returned; i < h.size(); ++i)
+    if (h[i]["type"] == "window") ++windows_after;
+  EXPECT_GE(windows_after, 3u) << "the session stopped measuring after the target came back";
+  bool restored = false;
+  for (const auto& e : h)
+    if (e["type"] == "restored") restored = e["ok"].get<bool>();
+  EXPECT_TRUE(restored) << output;
+  const TaskSettings clean = untouched_settings();
+  for (const auto& [tid, t] : second_after)
+    EXPECT_TRUE(t == clean) << "tid " << tid << " of the returned target left at " << describe(t)
+                            << " (untouched: " << describe(clean) << ")";
+}
+
+struct CtlRun {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CtlRun specactctl(const std::string& bus, std::vector<std::string> args) {
+  args.insert(args.begin(), {SPECACTCTL_BIN, "--bus", bus});
+  Subprocess p(args, true);
+  CtlRun r;
+  r.code = wait_draining(p, 20'000, r.output);
+  return r;
+}
+
+// specactd on a private bus; the status JSON once it answers.
+json wait_until_answering(const std::string& bus, Subprocess& d, std::string& output) {
+  for (int i = 0; i < 100; ++i) {
+    CtlRun r = specactctl(bus, {"--json", "status"});
+    if (r.code == 0) return json::parse(r.output);
+    if (wait_draining(d, 200, output) >= 0) break;  // the daemon exited
+  }
+  return json();
+}
+
+json bus_config(const json& target, const std::string& state_dir, const std::string& bus) {
+  json cfg = json::parse(daemon_config(1, state_dir));
+  cfg["target"] = target;
+  cfg["mode"] = "actor-only";
+  cfg["actor"] = {{"backend", "builtin"}, {"delay_ms", 600'000}};  // only the user acts
+  cfg["dbus"] = {{"enabled", true}, {"required", true}, {"bus_address", bus}};
+  return cfg;
+}
+
+// Issue 11 item 9: before the target's first process, control commands that
+// need tuned knobs fail with the reason instead of "no managed knob".
+TEST(RunLiveTarget, PinBeforeTheTargetHasAProcessFailsWithTheReason) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir dir;
+  testing::PrivateBus bus;
+  const std::string cfg = write_file(
+      dir.path() + "/c.json", bus_config({{"comm", "^sa-none-" + std::to_string(getpid()) + "$"}},
+                                         dir.path() + "/state", bus.address())
+                                  .dump());
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg}, true);
+  std::string output;
+  json status = wait_until_answering(bus.address(), d, output);
+  ASSERT_TRUE(status.is_object()) << output;
+  EXPECT_EQ(status["state"], "waiting") << status.dump();
+  CtlRun pin = specactctl(bus.address(), {"pin", "task.nice=5"});
+  EXPECT_NE(pin.code, 0) << pin.output;
+  EXPECT_NE(pin.output.find("has no process"), std::string::npos) << pin.output;
+  EXPECT_EQ(pin.output.find("no managed knob"), std::string::npos) << pin.output;
+  EXPECT_EQ(specactctl(bus.address(), {"pause"}).code, 0);  // held until tuning starts
+  d.signal(SIGTERM);
+  EXPECT_EQ(wait_draining(d, 20'000, output), 0) << output;
+}
+
+// A tmpfs mounted for the test, unmounted whatever happens.
+class TmpfsMount {
+ public:
+  TmpfsMount(const std::string& path, const std::string& options) : path_(path) {
+    std::filesystem::create_directories(path);
+    ok_ = mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) == 0;
+  }
+  ~TmpfsMount() {
+    if (ok_) umount2(path_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string path_;
+  bool ok_ = false;
+};
+
+// Issue 11 item 10: on a full file system the history cannot be written; the
+// daemon says so (once, on stderr, and in the status), and a pin that could
+// not be journalled, so was not applied, is an error, not a success.
+TEST_F(RunKernel, FullStateDirIsAWarningAndAFailedPin) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  const std::string state = dir_.path() + "/state";
+  TmpfsMount fs(state, "size=64k,mode=0700");
+  ASSERT_TRUE(fs.ok()) << "mount tmpfs: " << std::strerror(errno);
+  {
+    std::ofstream fill(state + "/fill");
+    std::string block(4096, 'x');
+    for (int i = 0; i < 64 && fill; ++i) fill << block << std::flush;
+  }
+  testing::PrivateBus bus;
+  const std::string cfg =
+      write_file(dir_.path() + "/c.json",
+                 bus_config({{"pid", workload_->pid()}}, state, bus.address()).dump());
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg}, true);
+  std::string output;
+  json status = wait_until_answering(bus.address(), d, output);
+  ASSERT_TRUE(status.is_object()) << output;
+  ASSERT_TRUE(status["warnings"].is_array()) << status.dump();
+  ASSERT_EQ(status["warnings"].size(), 1u) << status.dump();
+  EXPECT_NE(status["warnings"][0].get<std::string>().find("history.jsonl"), std::string::npos)
+      << status.dump();
+
+  CtlRun pin = specactctl(bus.address(), {"pin", "task.nice=5"});
+  std::printf("status warning: %s\npin (exit %d): %s", status["warnings"][0].dump().c_str(),
+              pin.code, pin.output.c_str());
+  EXPECT_NE(pin.code, 0) << pin.output;
+  EXPECT_NE(pin.output.find("not applied"), std::string::npos) << pin.output;
+  for (const auto& [tid, t] : task_settings(workload_->pid()))
+    EXPECT_EQ(t.nice, tasks_before_.count(tid) ? tasks_before_[tid].nice : 0) << "tid " << tid;
+  json after = json::parse(specactctl(bus.address(), {"--json", "status"}).output);
+  EXPECT_TRUE(after["pinned"].empty()) << after.dump();
+
+  d.signal(SIGTERM);
+  EXPECT_GE(wait_draining(d, 20'000, output), 0) << output;
+  size_t warnings = 0;
+  for (size_t at = output.find("history: cannot append"); at != std::string::npos;
+       at = output.find("history: cannot append", at + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 1u) << "one warning a minute, not one per line:\n" << output;
   expect_restored();
 }
 

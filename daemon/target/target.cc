@@ -148,15 +148,19 @@ TargetSpec TargetSpec::from_json(const nlohmann::json& j, const TargetPolicy& po
         "target must be an object with exactly one of \"pid\", \"pids\", \"cgroup\", \"unit\", "
         "\"comm\"");
   TargetSpec s;
-  const auto& [key, value] = *j.items().begin();
+  // A copy of the key: items()'s proxy is a temporary.
+  const std::string key = j.begin().key();
+  const nlohmann::json& value = j.begin().value();
   if (key == "pid" || key == "pids") {
     s.kind = Kind::Pid;
     // Checked in the JSON's own 64-bit types before any conversion: a pid_t
     // cast of 4294967297 is 1.
     auto add = [&](const nlohmann::json& v) {
       if (!v.is_number_integer())
+        // The type, not the value: dump() recurses, and a hostile value nests
+        // deeply enough to overflow the stack.
         throw TargetError("target." + key + ": expected a positive integer pid, got " +
-                          v.dump().substr(0, 64));
+                          (v.is_number() ? v.dump() : std::string("a ") + v.type_name()));
       const bool in_range = v.is_number_unsigned()
                                 ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= INT32_MAX
                                 : v.get<int64_t>() >= 1 && v.get<int64_t>() <= INT32_MAX;

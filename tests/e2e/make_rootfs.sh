@@ -12,7 +12,7 @@ suite=bookworm
 # Runtime packages: systemd as init, the system bus, the libraries our binaries
 # link against, and util-linux for runuser. Changing this list changes the
 # cache key, so a stale rootfs is never reused.
-packages=(systemd systemd-sysv dbus libbpf1 libelf1 zlib1g libsdbus-c++1
+packages=(systemd systemd-sysv dbus libbpf1 libelf1 zlib1g libsdbus-c++1 libre2-9
   libcurl4 libsystemd0 libstdc++6 util-linux procps)
 # SPECACT_E2E_EXTRA_PACKAGES (space-separated) adds packages, e.g. what the
 # package test needs: polkitd, man-db, bash-completion.

@@ -2,6 +2,8 @@
 // `specactd restore` (undo everything from the journal, no daemon needed).
 #include <getopt.h>
 
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -139,8 +141,10 @@ int cmd_knobs(int argc, char** argv) {
         std::string item;
         while (std::getline(ss, item, ',')) {
           char* end = nullptr;
+          errno = 0;
           long v = std::strtol(item.c_str(), &end, 10);
-          if (item.empty() || *end || v <= 0) {
+          // Range-checked before the pid_t cast: 4294967297 would become pid 1.
+          if (item.empty() || *end || errno == ERANGE || v <= 0 || v > INT32_MAX) {
             std::fprintf(stderr, "specactd knobs: --pid expects a positive pid, got '%s'\n",
                          item.c_str());
             return 2;

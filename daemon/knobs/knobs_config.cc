@@ -82,6 +82,12 @@ KnobsConfig KnobsConfig::from_json(const nlohmann::json& j) {
         fail(path, "expected an object {\"kernel.name\": {\"min\":..,\"max\":..}}");
       static const std::regex name_re("^[a-z0-9_]+(\\.[a-z0-9_-]+)+$");
       for (const auto& [name, spec] : value.items()) {
+        // A sysctl path is far shorter than this; the cap also keeps
+        // std::regex (which recurses per character) away from huge names.
+        constexpr size_t kMaxSysctlNameLength = 255;
+        if (name.size() > kMaxSysctlNameLength)
+          fail(path, "a sysctl name of " + std::to_string(name.size()) + " bytes (the limit is " +
+                         std::to_string(kMaxSysctlNameLength) + ")");
         std::string p = path + "." + name;
         // Dots only: no '/', no '..' — the name becomes a path under /proc/sys.
         if (!std::regex_match(name, name_re))

@@ -11,26 +11,48 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
-#include <regex>
 #include <thread>
 
+#include "common/bounded_regex.h"
 #include "common/clock.h"
 #include "metrics/sampler.h"
 
 namespace specact {
 
+namespace {
+
+// The patterns were checked when the config was read (run_config); a failure
+// here is reported in the result, not thrown.
+std::shared_ptr<const re2::RE2> metric_regex(const std::string& pattern, std::string* error) {
+  return compile_bounded_regex(pattern, kMaxMetricRegexLength, error);
+}
+
+// The first capture group of `re` in `text`, as a number.
+std::optional<double> first_number(const std::string& text, const re2::RE2& re) {
+  std::string captured;
+  if (re.NumberOfCapturingGroups() < 1 || !re2::RE2::PartialMatch(text, re, &captured))
+    return std::nullopt;
+  return std::stod(captured);
+}
+
+}  // namespace
+
 CommandResult parse_command_output(const std::string& output, const CommandSourceOptions& opt) {
   CommandResult r;
   try {
-    std::smatch m;
-    std::regex p95_re(opt.p95_regex);
-    if (std::regex_search(output, m, p95_re) && m.size() > 1)
-      r.p95_us = std::stod(m[1].str()) * opt.p95_scale_to_us;
+    std::string error;
+    auto p95_re = metric_regex(opt.p95_regex, &error);
+    if (!p95_re) {
+      r.error = "p95 regex: " + error;
+      return r;
+    }
+    if (auto v = first_number(output, *p95_re))
+      r.p95_us = *v * opt.p95_scale_to_us;
     else
       r.error = "no p95 found in the command's output (regex: " + opt.p95_regex + ")";
     if (!opt.throughput_regex.empty()) {
-      std::regex tp_re(opt.throughput_regex);
-      if (std::regex_search(output, m, tp_re) && m.size() > 1) r.throughput = std::stod(m[1].str());
+      auto tp_re = metric_regex(opt.throughput_regex, &error);
+      if (tp_re) r.throughput = first_number(output, *tp_re);
     }
   } catch (const std::exception& e) {
     r.p95_us.reset();
@@ -169,10 +191,11 @@ CommandSource::CommandSource(CommandSourceOptions opt) : impl_(std::make_unique<
   impl_->opt = std::move(opt);
   impl_->worker = std::thread([impl = impl_.get()] {
     if (impl->opt.stream) {
-      std::regex p95_re(impl->opt.p95_regex);
+      std::string error;
+      auto p95_re = metric_regex(impl->opt.p95_regex, &error);
       while (!impl->stop.load()) {
         run_streaming(impl->opt.command, impl->stop, [&](const std::string& line) {
-          if (!std::regex_search(line, p95_re)) return;
+          if (!p95_re || !re2::RE2::PartialMatch(line, *p95_re)) return;
           CommandResult r = parse_command_output(line, impl->opt);
           std::lock_guard lock(impl->mu);
           impl->latest = std::move(r);

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "common/asio.h"
+#include "common/bounded_regex.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "metrics/sampler.h"
@@ -222,11 +223,11 @@ int cmd_monitor(int argc, char** argv) {
     command->p95_regex = cmd_opt.p95_regex;
     command->p95_scale_to_us = cmd_opt.p95_scale_to_us;
     command->stream = cmd_opt.stream;
-    try {
-      std::regex check(command->p95_regex);
-    } catch (const std::regex_error& e) {
-      return usage_error("malformed --p95-regex: " + std::string(e.what()));
-    }
+    std::string error;
+    auto check = compile_bounded_regex(command->p95_regex, kMaxMetricRegexLength, &error);
+    if (!check) return usage_error("--p95-regex refused: " + error);
+    if (check->NumberOfCapturingGroups() < 1)
+      return usage_error("--p95-regex needs one capture group around the number");
   }
 
   try {

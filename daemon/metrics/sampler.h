@@ -52,6 +52,10 @@ class LatencySampler {
 
 // Runs a shell command each window and parses its p95 (and optionally a
 // throughput figure) from its output, e.g. sysbench's "95th percentile: 1.23" (ms).
+// Metric patterns are RE2 (linear-time matching on the command's output);
+// a line-sized pattern needs far less than this.
+inline constexpr size_t kMaxMetricRegexLength = 1024;
+
 struct CommandSourceOptions {
   std::string command;  // run with /bin/sh -c
   // Matches sysbench's final "95th percentile: 1.23" and its per-interval

@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <vector>
+
+#include "common/bounded_regex.h"
+#include "metrics/sampler.h"
 
 namespace specact {
 
@@ -93,20 +95,14 @@ TargetSpec parse_target(const json& v, const std::string& path) {
   }
 }
 
-// std::regex compiles recursively: a long or deeply nested pattern overflows
-// the stack, so the length is bounded before it ever sees one.
-constexpr size_t kMaxMetricRegexLength = 1024;
-
 void check_regex(const std::string& re, const std::string& path) {
-  if (re.size() > kMaxMetricRegexLength)
-    fail(path, std::to_string(re.size()) + " bytes; the limit is " +
-                   std::to_string(kMaxMetricRegexLength));
-  try {
-    std::regex r(re);
-    if (r.mark_count() < 1) fail(path, "needs one capture group around the number");
-  } catch (const std::regex_error& e) {
-    fail(path, std::string("malformed regular expression: ") + e.what());
-  }
+  std::string error;
+  auto compiled = compile_bounded_regex(re, kMaxMetricRegexLength, &error);
+  if (!compiled)
+    fail(path,
+         re.size() > kMaxMetricRegexLength ? error : "malformed regular expression: " + error);
+  if (compiled->NumberOfCapturingGroups() < 1)
+    fail(path, "needs one capture group around the number");
 }
 
 void parse_objective(const json& o, RunConfig& c) {

@@ -15,6 +15,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/bounded_regex.h"
+
 namespace specact {
 namespace fs = std::filesystem;
 
@@ -115,14 +117,11 @@ std::shared_ptr<const re2::RE2> compile_comm_regex(const std::string& pattern) {
   if (pattern.size() > kMaxCommRegexLength)
     throw TargetError("comm regex is " + std::to_string(pattern.size()) + " bytes; the limit is " +
                       std::to_string(kMaxCommRegexLength) + " (a comm is at most 15 characters)");
-  RE2::Options opts;
-  opts.set_log_errors(false);  // the error goes into the TargetError instead
-  opts.set_max_mem(kCommRegexMaxMem);
-  auto re = std::make_shared<const RE2>(pattern, opts);
-  if (!re->ok()) {
+  std::string error;
+  auto re = compile_bounded_regex(pattern, kMaxCommRegexLength, &error);
+  if (!re) {
     std::string shown = pattern.size() > 64 ? pattern.substr(0, 64) + "..." : pattern;
-    throw TargetError("malformed comm regex '" + shown + "': " + re->error() +
-                      " (RE2 syntax: no backreferences or lookaround)");
+    throw TargetError("malformed comm regex '" + shown + "': " + error);
   }
   return re;
 }

@@ -29,7 +29,6 @@ class TargetError : public std::runtime_error {
 // time, no backreferences or lookaround), so a pattern cannot hang the loop;
 // the length and memory caps keep compiling one cheap too.
 inline constexpr size_t kMaxCommRegexLength = 1024;   // bytes; a comm has at most 15
-inline constexpr int64_t kCommRegexMaxMem = 1 << 20;  // RE2 program memory, bytes
 inline constexpr size_t kMaxCgroupPathLength = 4096;  // PATH_MAX
 inline constexpr size_t kDefaultMaxTargetPids = 4096;
 

@@ -364,6 +364,11 @@ TEST(KnobsCli, RestoreExitCodesAndErrors) {
   EXPECT_EQ(specact::testing::run_shell(std::string(KNOBS_CLI) + " knobs --help", &out), 0);
   EXPECT_NE(out.find("Usage: specactd knobs"), std::string::npos);
   EXPECT_EQ(specact::testing::run_shell(std::string(KNOBS_CLI) + " knobs --pid abc 2>&1", &out), 2);
+  // 2^32 + 1 would be pid 1 after a pid_t cast.
+  EXPECT_EQ(
+      specact::testing::run_shell(std::string(KNOBS_CLI) + " knobs --pid 4294967297 2>&1", &out),
+      2);
+  EXPECT_NE(out.find("--pid expects a positive pid"), std::string::npos) << out;
   knobs_test::write_text(state / "bad.json", "{\"knobs\": {\"min_interval_ms\": \"x\"}}");
   EXPECT_EQ(specact::testing::run_shell(
                 std::string(KNOBS_CLI) + " knobs --config " + state.path + "/bad.json 2>&1", &out),

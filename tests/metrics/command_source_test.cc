@@ -108,3 +108,16 @@ TEST(CommandSource, StreamingTakesEachMatchingLine) {
   ASSERT_GE(seen.size(), 3u);
   EXPECT_LT(seen[0], seen[2]);  // later lines, later values: each line is a new result
 }
+
+// A command's output is untrusted text: a backtracking pattern over a 1 MiB
+// line hung or overflowed the stack under std::regex; RE2 is linear.
+TEST(CommandSource, BacktrackingPatternOnAHugeLineIsLinear) {
+  CommandSourceOptions opt;
+  opt.p95_regex = "(?:a*)*b ([0-9]+)";
+  const std::string line(1 << 20, 'a');
+  auto r = specact::parse_command_output(line, opt);
+  EXPECT_FALSE(r.p95_us.has_value());
+  r = specact::parse_command_output(line + "b 42", opt);
+  ASSERT_TRUE(r.p95_us.has_value()) << r.error;
+  EXPECT_DOUBLE_EQ(*r.p95_us, 42.0 * opt.p95_scale_to_us);
+}

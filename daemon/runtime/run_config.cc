@@ -37,7 +37,13 @@ void check_keys(const json& obj, const std::string& path, const std::vector<std:
     if (!ok) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      fail(path.empty() ? key : path + "." + key, "unknown key (expected one of: " + list + ")");
+      // Escaped and cut: a NUL or newline in a hostile key must not empty
+      // or forge the message.
+      std::string shown =
+          json(key.substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace);
+      shown = shown.substr(1, shown.size() - 2);
+      fail(path.empty() ? shown : path + "." + shown,
+           "unknown key (expected one of: " + list + ")");
     }
   }
 }

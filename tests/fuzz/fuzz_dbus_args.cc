@@ -36,14 +36,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// std::regex (comm targets) recurses and backtracks without bound: nested
-// groups crash, "(.*)*x$" patterns hang (issue 11 items 1-2; owner:
-// daemon/target, moving to RE2). Until then comm targets are not validated;
-// drop this when RE2 lands.
-bool skip_comm_regex() {
-  return fuzz::known_issue("11.1/11.2 comm regex (std::regex) not compiled or matched");
-}
-
 struct FakeHost {
   std::string proc, cgroup;
 };
@@ -137,7 +129,6 @@ void set_target(const std::string& arg) {
     return;
   }
   fuzz::check_target(spec, j);
-  if (spec.kind == TargetSpec::Kind::Comm && skip_comm_regex()) return;
   // A unit is looked up with systemctl when systemd runs: not once per input.
   static const bool systemd = fs::exists("/run/systemd/system");
   if (spec.kind == TargetSpec::Kind::Unit && systemd) return;

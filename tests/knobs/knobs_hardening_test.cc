@@ -28,15 +28,10 @@ namespace fs = knobs_test::fs;
 using Status = KnobResult::Status;
 
 // Fake knob roots plus a state directory and a victim file outside all of them.
-struct HardFake {
-  TempDir dir{"hard"};
-  std::string sys = dir / "sys";
-  std::string dbg = dir / "dbg";
-  std::string cg = dir / "cg";
-  std::string state = dir / "state";
+struct HardFake : knobs_test::FakeRoots {
   std::string victim = dir / "victim";  // what an attacker wants root to clobber
 
-  HardFake() {
+  HardFake() : FakeRoots("hard") {
     write_text(sys + "/kernel/sched_rr_timeslice_ms", "100\n");
     write_text(sys + "/kernel/timer_migration", "1\n");
     write_text(dbg + "/nr_migrate", "32\n");
@@ -46,16 +41,6 @@ struct HardFake {
     fs::create_directories(state);
     chmod(state.c_str(), 0700);
   }
-  KnobsConfig config() const {
-    KnobsConfig c;
-    c.state_dir = state;
-    c.sys_root = sys;
-    c.debugfs_root = dbg;
-    c.cgroup_root = cg;
-    c.min_interval_ms = 0;
-    return c;
-  }
-  std::string journal() const { return state + "/knobs-journal.json"; }
   std::vector<std::string> aside() const {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(state)) {

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "knobs/knob_manager.h"
+
 namespace knobs_test {
 
 namespace fs = std::filesystem;
@@ -38,6 +40,28 @@ struct TempDir {
     fs::remove_all(path, ec);
   }
   std::string operator/(const std::string& rel) const { return path + "/" + rel; }
+};
+
+// Fake /proc/sys, debugfs and cgroup roots plus a state directory in one
+// temp dir, and the KnobsConfig that points the knobs layer at them.
+struct FakeRoots {
+  TempDir dir;
+  std::string sys = dir / "sys";
+  std::string dbg = dir / "dbg";
+  std::string cg = dir / "cg";
+  std::string state = dir / "state";
+
+  explicit FakeRoots(const std::string& tag) : dir(tag) {}
+  specact::KnobsConfig config() const {
+    specact::KnobsConfig c;
+    c.state_dir = state;
+    c.sys_root = sys;
+    c.debugfs_root = dbg;
+    c.cgroup_root = cg;
+    c.min_interval_ms = 0;
+    return c;
+  }
+  std::string journal() const { return state + "/knobs-journal.json"; }
 };
 
 inline void write_text(const std::string& path, const std::string& text) {

@@ -21,14 +21,8 @@ using knobs_test::TempDir;
 using knobs_test::write_text;
 using Status = KnobResult::Status;
 
-struct Fake {
-  TempDir dir{"unit"};
-  std::string sys = dir / "sys";
-  std::string dbg = dir / "dbg";
-  std::string cg = dir / "cg";
-  std::string state = dir / "state";
-
-  Fake() {
+struct Fake : knobs_test::FakeRoots {
+  Fake() : FakeRoots("unit") {
     write_text(sys + "/kernel/sched_autogroup_enabled", "1\n");
     write_text(sys + "/kernel/sched_cfs_bandwidth_slice_us", "5000\n");
     write_text(sys + "/kernel/sched_rr_timeslice_ms", "100\n");
@@ -45,17 +39,6 @@ struct Fake {
     write_text(cg + "/app/cpu.idle", "0\n");
     write_text(cg + "/app/cpu.max", "max 100000\n");
   }
-
-  KnobsConfig config() const {
-    KnobsConfig c;
-    c.state_dir = state;
-    c.sys_root = sys;
-    c.debugfs_root = dbg;
-    c.cgroup_root = cg;
-    c.min_interval_ms = 0;
-    return c;
-  }
-  std::string journal() const { return state + "/knobs-journal.json"; }
 };
 
 const KnobInfo* find(const std::vector<KnobInfo>& cat, const std::string& name) {

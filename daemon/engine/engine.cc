@@ -1033,4 +1033,32 @@ Output Engine::set_budgets(uint64_t speculator_tokens, uint64_t actor_tokens) {
   return out;
 }
 
+Output Engine::warm_start(const Config& remembered, const std::string& why) {
+  if (!applies_enabled())
+    throw ControlError("Failed", "mode " + to_string(opts_.mode) + " applies no settings");
+  if (paused_) throw ControlError("Failed", "paused");
+  // All or nothing: a config with a knob this machine lacks, or a value its
+  // domain refuses, is not the config that was confirmed.
+  for (const auto& [name, value] : remembered) {
+    auto k = std::find_if(knobs_.begin(), knobs_.end(),
+                          [&](const KnobInfo& i) { return i.name == name; });
+    if (k == knobs_.end())
+      throw ControlError("UnknownKnob", "'" + name + "' is not a knob managed here");
+    if (!k->domain.contains(value))
+      throw ControlError("InvalidArgument", name + "=" + std::to_string(value) + " is outside [" +
+                                                std::to_string(k->domain.min) + ", " +
+                                                std::to_string(k->domain.max) + "]");
+  }
+  Output out;
+  Config c = sanitize(remembered, nullptr);
+  if (c == current_) return out;
+  // A speculator call in flight reasons from the config this replaces.
+  cancel(out, AgentRole::Speculator);
+  clear_trials();
+  apply(out, c, c == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional, "warm_start", why,
+        clock_.now_ns());
+  provisional_ = current_ != confirmed_;
+  return out;
+}
+
 }  // namespace specact::engine

@@ -93,7 +93,7 @@ struct Event {
   std::string type;  // window, applied, confirmed, overridden, reverted, yielded, agent_called,
                      // agent_error, agent_waiting, budget_exhausted, converged, re_engaged,
                      // recommended, trial_skipped, apply_error, mode, paused, resumed, pinned,
-                     // unpinned
+                     // unpinned (warm starts are "applied" events by who "warm_start")
   int64_t time_ns = 0;
   nlohmann::json fields = nlohmann::json::object();
   std::string summary;  // one line for people (the daemon's stderr log)
@@ -133,6 +133,15 @@ class Engine {
   Output pin(const std::string& knob, int64_t value);
   Output unpin(const std::string& knob);
   Output set_budgets(uint64_t speculator_tokens, uint64_t actor_tokens);
+  // Warm start: `remembered` was confirmed for this workload in an earlier run.
+  // It is applied as a provisional config, so the safety envelope and the
+  // actor judge it exactly like a speculator's guess (an actor that agrees
+  // confirms it, a hit; one that does not overrides it, a miss). Pins win over
+  // it. Nothing is applied when it equals the config in force. Throws
+  // ControlError when it cannot be used: UnknownKnob for a knob not managed
+  // here, InvalidArgument for a value outside its domain, Failed when paused
+  // or in a mode that applies nothing (recommend, monitor).
+  Output warm_start(const Config& remembered, const std::string& why);
 
   // State, for status and tests.
   Mode mode() const { return opts_.mode; }
@@ -262,7 +271,7 @@ class Engine {
   Config decision_ref_;  // best config (recommend: recommendation) at the last decision
   bool has_decision_ref_ = false;
   int spec_idle_ = 1;  // speculator backoff: nothing new proposed, or its steps stopped gaining
-  std::map<Config, Estimate> drift_ref_;  // estimates frozen at convergence
+  std::map<Config, Estimate> drift_ref_;               // estimates frozen at convergence
   std::deque<std::pair<double, double>> drift_ratio_;  // (value / reference, reference rel. CI)
   std::deque<double> drift_tp_ratio_;
 

@@ -422,6 +422,103 @@ TEST(Engine, PauseResumePinUnpinRevert) {
   EXPECT_TRUE(d.engine().paused());
 }
 
+// Warm start: a config remembered from an earlier run goes in as a
+// provisional, judged like a speculator's guess.
+TEST(Engine, WarmStartIsAProvisionalTheActorConfirms) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 420)}); };
+  d.actor_latency_windows = 3.2;
+  d.run(1);  // the runtime takes the workload's signature from this window
+  d.command(d.engine().warm_start(with_slice(d.engine().baseline(), 450), "remembered"));
+  ASSERT_EQ(d.applies.size(), 1u);
+  EXPECT_EQ(d.applies[0].window, 1u);  // in force for window 2
+  EXPECT_EQ(d.applies[0].action.who, "warm_start");
+  EXPECT_EQ(d.applies[0].action.kind, ApplyKind::Provisional);
+  EXPECT_TRUE(d.engine().provisional());
+  EXPECT_EQ(d.engine().confirmed(), d.engine().baseline());  // not decided yet
+  d.run(8);
+  ASSERT_GE(d.count("confirmed"), 1u);
+  const auto first = std::find_if(d.events.begin(), d.events.end(),
+                                  [](const Event& e) { return e.type == "confirmed"; });
+  EXPECT_TRUE(first->fields.value("hit", false)) << first->summary;
+  EXPECT_EQ(d.count("overridden"), 0u);
+  EXPECT_EQ(d.engine().hits(), 1u);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 450);
+  EXPECT_EQ(d.machine().at(sim::kSlice), 450);
+}
+
+TEST(Engine, WarmStartTheActorDisagreesWithIsOverridden) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 560)}); };
+  d.actor_latency_windows = 3.2;
+  d.run(1);
+  d.command(d.engine().warm_start(with_slice(d.engine().baseline(), 100), "remembered"));
+  d.run(8);
+  EXPECT_EQ(d.count("overridden"), 1u);
+  EXPECT_EQ(d.engine().misses(), 1u);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 560);
+}
+
+TEST(Engine, WarmStartThatRegressesIsRevertedBySafety) {
+  EngineOptions o = base_options();
+  o.safety_windows = 2;
+  SimDriver d(o, sim::SimWorkload::sysbench_like());
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);  // baseline evidence
+  // 1000 us is ~55 % worse than the default for the simulated sysbench: what a
+  // remembered config of a workload that changed without changing shape does.
+  d.command(d.engine().warm_start(with_slice(d.engine().baseline(), 1000), "remembered"));
+  ASSERT_EQ(d.applies.size(), 1u);
+  d.run(6);
+  ASSERT_EQ(d.count("reverted"), 1u);
+  EXPECT_EQ(d.applies.back().action.who, "safety");
+  EXPECT_EQ(d.machine(), d.engine().baseline());
+  EXPECT_EQ(d.engine().misses(), 1u);
+}
+
+TEST(Engine, WarmStartRefusesWhatItCannotUseAndPinsWin) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(1);
+  const Config base = d.engine().baseline();
+  auto name_of = [&](const Config& c) {
+    try {
+      d.command(d.engine().warm_start(c, "remembered"));
+    } catch (const ControlError& e) {
+      return e.name();
+    }
+    return std::string();
+  };
+  Config unknown = base;
+  unknown["no.such.knob"] = 1;
+  EXPECT_EQ(name_of(unknown), "UnknownKnob");
+  Config outside = base;
+  outside[sim::kNice] = 99;
+  EXPECT_EQ(name_of(outside), "InvalidArgument");
+  EXPECT_TRUE(d.applies.empty());  // all or nothing
+  EXPECT_EQ(name_of(base), "");    // equal to the config in force: nothing to do
+  EXPECT_TRUE(d.applies.empty());
+
+  d.command(d.engine().pin(sim::kNice, -10));
+  Config remembered = with_slice(base, 450);
+  remembered[sim::kNice] = 5;
+  EXPECT_EQ(name_of(remembered), "");
+  EXPECT_EQ(d.machine().at(sim::kNice), -10);
+  EXPECT_EQ(d.machine().at(sim::kSlice), 450);
+
+  d.command(d.engine().pause());
+  EXPECT_EQ(name_of(with_slice(base, 560)), "Failed");
+  d.command(d.engine().resume());
+  d.command(d.engine().set_mode(Mode::Monitor));
+  EXPECT_EQ(name_of(with_slice(base, 560)), "Failed");
+}
+
 TEST(Engine, YieldedKnobIsDroppedFromEverything) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
   d.speculator = propose_slice(100);

@@ -4,6 +4,8 @@
 // no "..": procfs, debugfs and cgroupfs have no symlinks below those roots, so
 // a link there can only be something planted (in a fake or bind-mounted tree),
 // and following it could make root write a file elsewhere.
+#include "knobs/kernel_files.h"
+
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -14,16 +16,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "knobs/knobs_internal.h"
+#include "knobs/knob_manager.h"
 #include "target/target.h"
 
 namespace specact::knobs {
 namespace {
-
-std::string strip_slashes(std::string s) {
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return s;
-}
 
 // `path` == root + "/" + rel with rel made of plain names (no "", ".", "..").
 bool below(const std::string& root, const std::string& path, std::string* rel) {
@@ -218,6 +215,11 @@ std::string errno_name(int err) {
     default:
       return "errno " + std::to_string(err) + " (" + std::strerror(err) + ")";
   }
+}
+
+std::string strip_slashes(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
 }
 
 std::string trim(std::string s) {

@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace specact::knobs {
@@ -44,6 +45,7 @@ void add_task_family(std::vector<KnobDef>& out, bool background) {
                           " (sched_setattr sched_runtime, SCHED_OTHER/BATCH). " + slice_effect);
   slice.where = where;
   slice.field = TaskField::Slice;
+  slice.default_slice_divisor = 1000;
   out.push_back(slice);
 
   KnobDef nice =
@@ -196,6 +198,7 @@ std::vector<KnobDef> builtin_defs(KernelVersion kv, int ncpus) {
                          "system-wide version of task.slice_us, in ns). Smaller: lower wakeup "
                          "latency, more context switches; larger: fewer preemptions, better "
                          "throughput and completion latency for CPU-bound bursts.");
+  base.default_slice_divisor = 1;  // what fresh tasks get
   if (!eevdf)
     base.static_reason = "not in Linux " + release +
                          " (EEVDF's base_slice_ns arrived in 6.6; see sched.min_granularity_ns)";
@@ -261,6 +264,21 @@ KnobDef extra_sysctl_def(const ExtraSysctl& x) {
                                            : x.description;
   KnobDef d = sysctl(x.name, x.unit, KnobDomain{x.min, x.max, x.scale, {}}, std::nullopt, desc);
   return d;
+}
+
+std::vector<KnobDef> configured_defs(const KnobsConfig& c) {
+  KernelVersion kv =
+      parse_kernel_release(c.kernel_release.empty() ? running_kernel_release() : c.kernel_release);
+  std::vector<KnobDef> defs = builtin_defs(kv, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  for (const auto& x : c.extra_sysctls) defs.push_back(extra_sysctl_def(x));
+  for (auto& d : defs) {
+    auto r = c.ranges.find(d.info.name);
+    if (r != c.ranges.end()) {
+      d.info.domain.min = std::max(d.info.domain.min, r->second.first);
+      d.info.domain.max = std::min(d.info.domain.max, r->second.second);
+    }
+  }
+  return defs;
 }
 
 namespace {

@@ -1,7 +1,5 @@
 #include "knobs/knob_manager.h"
 
-#include <fnmatch.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,9 +9,10 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "knobs/journal.h"
 #include "knobs/knob_defs.h"
-#include "knobs/knobs_internal.h"
 #include "knobs/restore.h"
+#include "knobs/write_gate.h"
 
 namespace specact {
 using namespace knobs;
@@ -34,48 +33,6 @@ bool contains(const std::vector<T>& v, const T& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-std::optional<int64_t> parse_int(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  errno = 0;
-  char* end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (errno || !end || *end != '\0') return std::nullopt;
-  return static_cast<int64_t>(v);
-}
-
-std::string strip_slashes(std::string s) {
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return s;
-}
-
-// Knob units <-> kernel units for per-task fields.
-int64_t to_kernel(TaskField f, int64_t v) {
-  switch (f) {
-    case TaskField::Slice:
-      return v * 1000;
-    case TaskField::Nice:
-      return v;
-    case TaskField::Policy:
-      return v == 1 ? SCHED_BATCH : v == 2 ? SCHED_IDLE : SCHED_OTHER;
-  }
-  return v;
-}
-
-std::optional<int64_t> from_kernel(TaskField f, int64_t k) {
-  switch (f) {
-    case TaskField::Slice:
-      return (k + 500) / 1000;
-    case TaskField::Nice:
-      return k;
-    case TaskField::Policy:
-      if (k == SCHED_OTHER) return 0;
-      if (k == SCHED_BATCH) return 1;
-      if (k == SCHED_IDLE) return 2;
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 struct KnobManager::Impl {
@@ -83,8 +40,8 @@ struct KnobManager::Impl {
   const TargetResolver* target;
   SteadyClock steady;
   const Clock* clock;
-  KernelVersion kv;
   std::vector<KnobDef> defs;
+  WriteGate gate;
   std::optional<TargetResolver> background;
   std::string background_error;
   std::optional<SliceProbe> slice;
@@ -93,7 +50,6 @@ struct KnobManager::Impl {
   JournalStore store;
   JournalState journal;
   bool journal_ready = false;
-  std::map<std::string, int64_t> last_write_ns;
   std::map<std::string, std::string> yielded;   // knob -> why
   std::map<std::string, int64_t> task_applied;  // per-task knob -> kernel value in force
 
@@ -101,20 +57,11 @@ struct KnobManager::Impl {
       : cfg(c),
         target(t),
         clock(clk ? clk : &steady),
+        defs(configured_defs(c)),
+        gate(WriteGate::from(c)),
         roots(KernelRoots::from(c)),
         scope(RestoreScope::from(c)),
         store(c.state_dir, c.fault) {
-    kv = parse_kernel_release(cfg.kernel_release.empty() ? running_kernel_release()
-                                                         : cfg.kernel_release);
-    defs = builtin_defs(kv, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
-    for (const auto& x : cfg.extra_sysctls) defs.push_back(extra_sysctl_def(x));
-    for (auto& d : defs) {
-      auto r = cfg.ranges.find(d.info.name);
-      if (r != cfg.ranges.end()) {
-        d.info.domain.min = std::max(d.info.domain.min, r->second.first);
-        d.info.domain.max = std::min(d.info.domain.max, r->second.second);
-      }
-    }
     if (cfg.background) {
       try {
         background.emplace(*cfg.background, cfg.proc_root, cfg.cgroup_root);
@@ -130,15 +77,6 @@ struct KnobManager::Impl {
     for (const auto& d : defs)
       if (d.info.name == name) return &d;
     return nullptr;
-  }
-
-  bool allowed(const std::string& name) const {
-    auto match = [&](const std::vector<std::string>& pats) {
-      return std::any_of(pats.begin(), pats.end(), [&](const std::string& p) {
-        return fnmatch(p.c_str(), name.c_str(), 0) == 0;
-      });
-    };
-    return (cfg.allow.empty() || match(cfg.allow)) && !match(cfg.deny);
   }
 
   const SliceProbe& slice_probe() {
@@ -242,45 +180,6 @@ struct KnobManager::Impl {
     return out;
   }
 
-  // ---- encoding of file knob values
-
-  std::optional<int64_t> decode(const KnobDef& d, const std::string& norm) const {
-    switch (d.codec) {
-      case Codec::Int:
-        return parse_int(norm);
-      case Codec::CpuMax: {
-        std::istringstream in(norm);
-        std::string q, p;
-        in >> q >> p;
-        auto period = parse_int(p.empty() ? "100000" : p);
-        if (!period || *period <= 0) return std::nullopt;
-        if (q == "max") return d.unlimited;
-        auto quota = parse_int(q);
-        if (!quota) return std::nullopt;
-        return std::min(d.unlimited, *quota * 100000 / *period);
-      }
-      case Codec::BracketEnum: {
-        const auto& v = d.info.domain.enum_values;
-        auto it = std::find(v.begin(), v.end(), norm);
-        if (it == v.end()) return std::nullopt;
-        return it - v.begin();
-      }
-    }
-    return std::nullopt;
-  }
-
-  std::string encode(const KnobDef& d, int64_t v) const {
-    switch (d.codec) {
-      case Codec::Int:
-        return std::to_string(v);
-      case Codec::CpuMax:
-        return (v >= d.unlimited ? std::string("max") : std::to_string(v)) + " 100000";
-      case Codec::BracketEnum:
-        return d.info.domain.enum_values.at(static_cast<size_t>(v));
-    }
-    return std::to_string(v);
-  }
-
   // ---- probing
 
   struct Probe {
@@ -324,7 +223,7 @@ struct KnobManager::Impl {
       for (pid_t proc : set_processes(bg)) {
         TaskAttr a;
         if (get_task_attr(proc, &a) == 0 && tunable_policy(a.policy)) {
-          p.current = from_kernel(d.field, task_field_get(a, d.field));
+          p.current = from_kernel_units(d.field, task_field_get(a, d.field));
           break;
         }
       }
@@ -497,12 +396,9 @@ std::vector<KnobInfo> KnobManager::catalogue() {
     KnobInfo k = d.info;
     auto p = impl_->probe(d);
     k.current = p.current;
-    if (d.where == Where::Task || d.where == Where::Background)
-      if (d.field == TaskField::Slice && impl_->slice_probe().default_slice_ns > 0)
-        k.default_value = impl_->slice_probe().default_slice_ns / 1000;
-    if (d.info.name == "sched.base_slice_ns" && impl_->slice_probe().default_slice_ns > 0)
-      k.default_value = impl_->slice_probe().default_slice_ns;  // what fresh tasks get
-    if (!impl_->allowed(d.info.name)) {
+    if (d.default_slice_divisor > 0 && impl_->slice_probe().default_slice_ns > 0)
+      k.default_value = impl_->slice_probe().default_slice_ns / d.default_slice_divisor;
+    if (!impl_->gate.allowed(d.info.name)) {
       k.available = false;
       k.unavailable_reason = "not in the allow-list (knobs.allow / knobs.deny)";
     } else if (impl_->yielded.count(d.info.name)) {
@@ -520,7 +416,7 @@ std::vector<KnobInfo> KnobManager::catalogue() {
 Config KnobManager::read_current() {
   Config c;
   for (const auto& d : impl_->defs) {
-    if (!impl_->allowed(d.info.name) || impl_->yielded.count(d.info.name)) continue;
+    if (!impl_->gate.allowed(d.info.name) || impl_->yielded.count(d.info.name)) continue;
     auto p = impl_->probe(d);
     if (p.reason.empty() && p.current) c[d.info.name] = *p.current;
   }
@@ -569,9 +465,9 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       r.error = "unknown knob '" + name + "' (see `specactd knobs`)";
       continue;
     }
-    if (!m.allowed(name)) {
+    if (std::string why = m.gate.check_allowed(name); !why.empty()) {
       r.status = KnobResult::Status::Rejected;
-      r.error = name + " is not in the allow-list (knobs.allow / knobs.deny)";
+      r.error = why;
       continue;
     }
     if (m.yielded.count(name)) {
@@ -579,16 +475,14 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       r.error = "yielded: " + m.yielded[name] + "; no longer managed";
       continue;
     }
-    const KnobDomain& dom = d->info.domain;
-    if (dom.scale == KnobScale::Enum && !dom.contains(requested)) {
-      std::string vals;
-      for (size_t i = 0; i < dom.enum_values.size(); ++i)
-        vals += (i ? ", " : "") + std::to_string(i) + "=" + dom.enum_values[i];
+    std::string why;
+    std::optional<int64_t> admitted = m.gate.check_value(d->info, requested, &why);
+    if (!admitted) {
       r.status = KnobResult::Status::Rejected;
-      r.error = std::to_string(requested) + " is not a value of " + name + " (" + vals + ")";
+      r.error = why;
       continue;
     }
-    int64_t v = dom.clamp(requested);
+    int64_t v = *admitted;
     r.clamped = v != requested;
     r.written = v;
     auto p = m.probe(*d);
@@ -600,7 +494,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
     Plan plan{out.results.size() - 1, d, v, {}, {}, {}, 0};
     bool yielded_now = false;
     if (d->where == Where::Task || d->where == Where::Background) {
-      plan.kvalue = to_kernel(d->field, v);
+      plan.kvalue = to_kernel_units(d->field, v);
       TaskEntry* e = m.task_entry(m.journal, name);
       std::vector<pid_t> procs = m.set_processes(d->where == Where::Background);
       for (pid_t tgid : procs)
@@ -620,7 +514,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
             for (auto& th : e->threads)
               if (th.tid == tid && th.start == start && th.last && *th.last != cur)
                 yielded_now = true;
-          if (!r.read_back) r.read_back = from_kernel(d->field, cur);
+          if (!r.read_back) r.read_back = from_kernel_units(d->field, cur);
           bool write = cur != plan.kvalue;
           plan.any_write = plan.any_write || write;
           plan.threads.push_back({tid, tgid, start, a, write});
@@ -634,7 +528,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
         continue;
       }
     } else {
-      plan.encoded = m.encode(*d, v);
+      plan.encoded = encode(*d, v);
       std::string want = normalize(d->codec, plan.encoded);
       for (const auto& path : p.paths) {
         std::string raw;
@@ -646,7 +540,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
         std::string cur = normalize(d->codec, raw);
         if (const FileEntry* f = m.file_entry(name, path); f && !f->last.empty() && f->last != cur)
           yielded_now = true;
-        if (!r.read_back) r.read_back = m.decode(*d, cur);
+        if (!r.read_back) r.read_back = decode(*d, cur);
         if (cur != want) plan.paths.push_back(path);
       }
       if (!r.error.empty()) continue;
@@ -661,12 +555,9 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       r.status = KnobResult::Status::NoChange;
       continue;
     }
-    auto last = m.last_write_ns.find(name);
-    if (m.cfg.min_interval_ms > 0 && last != m.last_write_ns.end() &&
-        now - last->second < int64_t{m.cfg.min_interval_ms} * 1'000'000) {
+    if (std::string why = m.gate.check_rate(name, now); !why.empty()) {
       r.status = KnobResult::Status::RateLimited;
-      r.error = name + " was written " + std::to_string((now - last->second) / 1'000'000) +
-                " ms ago (min_interval_ms " + std::to_string(m.cfg.min_interval_ms) + ")";
+      r.error = why;
       continue;
     }
     r.read_back.reset();
@@ -765,7 +656,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
           f->last = back;
           if (!contains(f->ours, back)) remember(f->ours, back), need_recommit = true;
         }
-        if (!r.read_back) r.read_back = m.decode(*p.def, back);
+        if (!r.read_back) r.read_back = decode(*p.def, back);
       }
     } else {
       TaskEntry* e = m.task_entry(m.journal, name);
@@ -802,7 +693,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
             if (th.tid == w.tid && th.start == w.start) th.last = back;
           if (!contains(e->ours, back)) remember(e->ours, back), need_recommit = true;
         }
-        if (!r.read_back) r.read_back = from_kernel(p.def->field, back);
+        if (!r.read_back) r.read_back = from_kernel_units(p.def->field, back);
       }
       if (r.tasks_written > 0 || failure.empty()) m.task_applied[name] = p.kvalue;
       bool some_at_value = std::any_of(p.threads.begin(), p.threads.end(),
@@ -810,7 +701,7 @@ ApplyResult KnobManager::apply(const Config& desired, const std::string& who_why
       if (r.tasks_written == 0 && failure.empty() && !some_at_value)
         failure = "every target thread exited during the write";
     }
-    m.last_write_ns[name] = now;
+    m.gate.wrote(name, now);
     if (failure.empty()) {
       r.status = KnobResult::Status::Applied;
       // The runtime logs each decision once at info; this per-write line is detail.
@@ -1012,7 +903,7 @@ RestoreReport KnobManager::restore_all() {
                               " knob instance(s) could not be restored; they stay journalled");
   }
   m.task_applied.clear();
-  m.last_write_ns.clear();
+  m.gate.forget_writes();
   return report;
 }
 
@@ -1060,41 +951,6 @@ RestoreReport KnobManager::recover_leftover() {
     m.journal_ready = true;
   }
   return report;
-}
-
-// ------------------------------------------------------------------ results
-
-bool ApplyResult::all_ok() const {
-  return std::all_of(results.begin(), results.end(), [](const KnobResult& r) {
-    return r.status == KnobResult::Status::Applied || r.status == KnobResult::Status::NoChange;
-  });
-}
-
-Config ApplyResult::in_force() const {
-  Config c;
-  for (const auto& r : results)
-    if ((r.status == KnobResult::Status::Applied || r.status == KnobResult::Status::NoChange) &&
-        (r.read_back || r.written))
-      c[r.knob] = r.read_back ? *r.read_back : *r.written;
-  return c;
-}
-
-nlohmann::json ApplyResult::to_json() const {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& r : results) {
-    nlohmann::json j = {{"knob", r.knob},
-                        {"status", to_string(r.status)},
-                        {"requested", r.requested},
-                        {"clamped", r.clamped}};
-    j["written"] = r.written ? nlohmann::json(*r.written) : nlohmann::json(nullptr);
-    j["read_back"] = r.read_back ? nlohmann::json(*r.read_back) : nlohmann::json(nullptr);
-    if (!r.error.empty()) j["error"] = r.error;
-    if (r.tasks_written || r.tasks_gone || r.tasks_skipped)
-      j["tasks"] = {
-          {"written", r.tasks_written}, {"gone", r.tasks_gone}, {"skipped", r.tasks_skipped}};
-    a.push_back(j);
-  }
-  return {{"ok", all_ok()}, {"results", a}};
 }
 
 }  // namespace specact

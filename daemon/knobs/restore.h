@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "knobs/journal.h"
 #include "knobs/knob_defs.h"
-#include "knobs/knobs_internal.h"
 
 namespace specact::knobs {
 

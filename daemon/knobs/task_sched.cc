@@ -1,5 +1,7 @@
 // Per-task scheduler attributes through the raw syscalls: glibc has no
 // wrappers for sched_getattr / sched_setattr.
+#include "knobs/task_sched.h"
+
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "knobs/knobs_internal.h"
+#include "knobs/kernel_files.h"
 
 namespace specact::knobs {
 namespace {
@@ -171,6 +173,48 @@ void task_field_set(TaskAttr* a, TaskField f, int64_t v, int64_t default_slice_n
       a->policy = static_cast<int>(v);
       break;
   }
+}
+
+int64_t to_kernel_units(TaskField f, int64_t v) {
+  switch (f) {
+    case TaskField::Slice:
+      return v * 1000;
+    case TaskField::Nice:
+      return v;
+    case TaskField::Policy:
+      return v == 1 ? SCHED_BATCH : v == 2 ? SCHED_IDLE : SCHED_OTHER;
+  }
+  return v;
+}
+
+std::optional<int64_t> from_kernel_units(TaskField f, int64_t k) {
+  switch (f) {
+    case TaskField::Slice:
+      return (k + 500) / 1000;
+    case TaskField::Nice:
+      return k;
+    case TaskField::Policy:
+      if (k == SCHED_OTHER) return 0;
+      if (k == SCHED_BATCH) return 1;
+      if (k == SCHED_IDLE) return 2;
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string describe_task_value(TaskField f, int64_t v) {
+  switch (f) {
+    case TaskField::Slice:
+      return std::to_string(v / 1000) + "us";
+    case TaskField::Nice:
+      return "nice " + std::to_string(v);
+    case TaskField::Policy:
+      return v == SCHED_OTHER   ? "other"
+             : v == SCHED_BATCH ? "batch"
+             : v == SCHED_IDLE  ? "idle"
+                                : "policy " + std::to_string(v);
+  }
+  return std::to_string(v);
 }
 
 }  // namespace specact::knobs

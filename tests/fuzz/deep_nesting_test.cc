@@ -10,8 +10,8 @@
 #include <string>
 
 #include "agents/validate.h"
+#include "knobs/journal.h"
 #include "knobs/knob_defs.h"
-#include "knobs/knobs_internal.h"
 #include "runtime/run_config.h"
 #include "target/target.h"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fuzz_support.h"
-#include "knobs/knobs_internal.h"
+#include "knobs/journal.h"
 
 using nlohmann::json;
 using namespace specact;

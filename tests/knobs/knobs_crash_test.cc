@@ -12,7 +12,6 @@
 #include <set>
 
 #include "knobs/knob_manager.h"
-#include "knobs/knobs_internal.h"
 #include "knobs_test_util.h"
 #include "subprocess.h"
 #include "test_support.h"

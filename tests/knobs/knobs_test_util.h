@@ -42,6 +42,12 @@ struct TempDir {
   std::string operator/(const std::string& rel) const { return path + "/" + rel; }
 };
 
+inline void write_text(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
 // Fake /proc/sys, debugfs and cgroup roots plus a state directory in one
 // temp dir, and the KnobsConfig that points the knobs layer at them.
 struct FakeRoots {
@@ -64,11 +70,26 @@ struct FakeRoots {
   std::string journal() const { return state + "/knobs-journal.json"; }
 };
 
-inline void write_text(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-}
+// FakeRoots holding the files of a 6.x kernel with EEVDF (no numa_balancing:
+// "not present") and a cgroup "app" holding this process.
+struct FakeKernel : FakeRoots {
+  explicit FakeKernel(const std::string& tag = "unit") : FakeRoots(tag) {
+    write_text(sys + "/kernel/sched_autogroup_enabled", "1\n");
+    write_text(sys + "/kernel/sched_cfs_bandwidth_slice_us", "5000\n");
+    write_text(sys + "/kernel/sched_rr_timeslice_ms", "100\n");
+    write_text(sys + "/kernel/timer_migration", "1\n");
+    write_text(dbg + "/base_slice_ns", "700000\n");
+    write_text(dbg + "/migration_cost_ns", "500000\n");
+    write_text(dbg + "/nr_migrate", "32\n");
+    write_text(dbg + "/preempt", "none voluntary (full) lazy\n");
+    write_text(cg + "/cgroup.controllers", "cpuset cpu io memory pids\n");
+    write_text(cg + "/cgroup.procs", "");
+    write_text(cg + "/app/cgroup.procs", std::to_string(getpid()) + "\n");
+    write_text(cg + "/app/cpu.weight", "100\n");
+    write_text(cg + "/app/cpu.idle", "0\n");
+    write_text(cg + "/app/cpu.max", "max 100000\n");
+  }
+};
 
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path);

@@ -7,8 +7,8 @@
 #include <cerrno>
 
 #include "common/clock.h"
+#include "knobs/kernel_files.h"
 #include "knobs/knob_manager.h"
-#include "knobs/knobs_internal.h"
 #include "knobs_test_util.h"
 #include "subprocess.h"
 #include "test_support.h"
@@ -21,25 +21,7 @@ using knobs_test::TempDir;
 using knobs_test::write_text;
 using Status = KnobResult::Status;
 
-struct Fake : knobs_test::FakeRoots {
-  Fake() : FakeRoots("unit") {
-    write_text(sys + "/kernel/sched_autogroup_enabled", "1\n");
-    write_text(sys + "/kernel/sched_cfs_bandwidth_slice_us", "5000\n");
-    write_text(sys + "/kernel/sched_rr_timeslice_ms", "100\n");
-    write_text(sys + "/kernel/timer_migration", "1\n");
-    // no numa_balancing: "not present"
-    write_text(dbg + "/base_slice_ns", "700000\n");
-    write_text(dbg + "/migration_cost_ns", "500000\n");
-    write_text(dbg + "/nr_migrate", "32\n");
-    write_text(dbg + "/preempt", "none voluntary (full) lazy\n");
-    write_text(cg + "/cgroup.controllers", "cpuset cpu io memory pids\n");
-    write_text(cg + "/cgroup.procs", "");
-    write_text(cg + "/app/cgroup.procs", std::to_string(getpid()) + "\n");
-    write_text(cg + "/app/cpu.weight", "100\n");
-    write_text(cg + "/app/cpu.idle", "0\n");
-    write_text(cg + "/app/cpu.max", "max 100000\n");
-  }
-};
+using Fake = knobs_test::FakeKernel;
 
 const KnobInfo* find(const std::vector<KnobInfo>& cat, const std::string& name) {
   for (const auto& k : cat)

@@ -1,92 +1,22 @@
-// Internals of the knobs layer shared by the manager, the journal and the
-// restore path. Not part of the public API.
+// The journal of original values: what it records, its format (version 2,
+// CRC-32 checksum) and its durable storage in the state directory (lock,
+// atomic replace, set-asides). What restore does with it is restore.h.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
-#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/state_dir.h"
-#include "knobs/knob_manager.h"
+#include "knobs/file_codec.h"
+#include "knobs/kernel_files.h"
+#include "knobs/task_sched.h"
 
 namespace specact::knobs {
-
-using FaultHook = std::function<int(std::string_view op, const std::string& path)>;
-
-// ---- per-task scheduler attributes (sched_getattr / sched_setattr) ----
-
-struct TaskAttr {
-  int policy = 0;  // SCHED_OTHER / SCHED_BATCH / SCHED_IDLE / realtime ...
-  int nice = 0;
-  uint64_t runtime_ns = 0;  // EEVDF slice as the kernel reports it
-  bool reset_on_fork = false;
-  bool runtime_default = false;  // write sched_runtime=0 (back to the default slice)
-};
-
-// 0 or errno (ESRCH when the thread is gone).
-int get_task_attr(pid_t tid, TaskAttr* out);
-// Writes `want` given the thread's current attributes `cur`; 0 or errno.
-// SCHED_IDLE ignores nice/slice in sched_setattr, so those are set first under
-// a fair policy.
-int set_task_attr(pid_t tid, const TaskAttr& want, const TaskAttr& cur);
-bool tunable_policy(int policy);  // OTHER, BATCH, IDLE (not realtime/deadline)
-// Start time (clock ticks since boot, /proc stat field 22) of a thread; 0 if gone.
-// Guards against restoring a recycled tid.
-uint64_t task_start_time(const std::string& proc_root, pid_t tgid, pid_t tid);
-
-struct SliceProbe {
-  bool supported = false;
-  int64_t default_slice_ns = 0;  // what a task without a custom slice reports
-  std::string reason;
-};
-// Tries sched_runtime on a short-lived thread of this process.
-SliceProbe probe_slice_support();
-
-enum class TaskField { Slice, Nice, Policy };
-std::string to_string(TaskField f);
-std::optional<TaskField> task_field_from_string(const std::string& s);
-// Kernel units: slice in ns, nice, policy number.
-int64_t task_field_get(const TaskAttr& a, TaskField f);
-void task_field_set(TaskAttr* a, TaskField f, int64_t v, int64_t default_slice_ns);
-
-// ---- files (/proc/sys, debugfs, cgroup) ----
-
-// The directories whose files the knobs layer reads and writes: the configured
-// sys_root, debugfs_root and cgroup v2 root. Nothing outside them is touched,
-// whatever a journal says.
-struct KernelRoots {
-  std::string sys, debugfs, cgroup;               // cgroup "" = no cgroup v2 hierarchy
-  static KernelRoots from(const KnobsConfig& c);  // cgroup: configured, or the cgroup2 mount
-  // The root `path` lies below (lexically: plain names only, no "", "." or
-  // ".."), and the rest of it. False when it is below none of them.
-  bool locate(const std::string& path, std::string* root, std::string* rel) const;
-  static bool contains(const std::string& root, const std::string& path);
-};
-
-// 0 or errno. The path must be below one of `roots` (else EXDEV); it is opened
-// relative to that root with no symlinks (ELOOP) and no "..", and must be a
-// regular file (EINVAL).
-int read_file(const KernelRoots& roots, const std::string& path, std::string* out,
-              const FaultHook& fault);
-int write_file(const KernelRoots& roots, const std::string& path, const std::string& data,
-               const FaultHook& fault);
-int probe_writable(const KernelRoots& roots, const std::string& path, const FaultHook& fault);
-std::string errno_name(int err);  // "EPERM"
-std::string trim(std::string s);
-
-// How a file knob's text maps to an integer. Journals store the normalized
-// form, which is also what restore writes back.
-enum class Codec { Int, CpuMax, BracketEnum };
-std::string to_string(Codec c);
-std::optional<Codec> codec_from_string(const std::string& s);
-std::string normalize(Codec c, const std::string& raw);
-
-// ---- journal ----
 
 struct FileEntry {
   std::string knob, path;
@@ -133,7 +63,24 @@ struct JournalState {
   std::vector<TaskEntry> tasks;
   int format_version = kJournalVersion;  // in memory only: the version it was read as
   bool empty() const { return files.empty() && tasks.empty(); }
+  // The entry of a file knob instance / of a per-task knob, or null.
+  FileEntry* file(const std::string& knob, const std::string& path);
+  const FileEntry* file(const std::string& knob, const std::string& path) const;
+  TaskEntry* task(const std::string& knob);
+  const TaskEntry* task(const std::string& knob) const;
 };
+
+// How many of the values specact wrote an entry keeps in "ours": enough to
+// recognise a value specact left behind after a crash (restore puts back
+// only values specact set, unless forced), small enough to stay readable.
+constexpr size_t kOursKept = 8;
+// Makes `v` the most recent of `ours`, dropping the oldest beyond kOursKept.
+template <typename T>
+void remember_ours(std::vector<T>& ours, const T& v) {
+  std::erase(ours, v);
+  ours.push_back(v);
+  if (ours.size() > kOursKept) ours.erase(ours.begin());
+}
 
 // The checksum of a journal: CRC-32 (zlib) of its canonical text — the JSON
 // without the "checksum" member, dumped compactly with sorted keys — as
@@ -186,7 +133,5 @@ class JournalStore {
   std::optional<StateDir> sd_;
   int lock_fd_ = -1;
 };
-
-std::string read_boot_id();
 
 }  // namespace specact::knobs

@@ -22,6 +22,7 @@
 #include "common/control.h"
 #include "common/knob_info.h"
 #include "common/window.h"
+#include "engine/event.h"
 #include "engine/evidence.h"
 
 namespace specact::engine {
@@ -67,50 +68,6 @@ struct EngineOptions {
   size_t context_history_limit = 240;  // windows handed to an agent
   size_t max_configs = 512;            // configs with pooled evidence
   uint64_t seed = 1;
-};
-
-enum class ApplyKind { Provisional, Confirmed, Revert };
-std::string to_string(ApplyKind k);
-
-struct ApplyAction {
-  Config config;  // every managed knob
-  ApplyKind kind = ApplyKind::Provisional;
-  std::string who;  // speculator, actor, safety, user, engine
-  std::string why;
-};
-struct CallAgentAction {
-  AgentRole role = AgentRole::Speculator;
-  AgentContext context;
-};
-struct CancelAgentAction {
-  AgentRole role = AgentRole::Speculator;
-};
-using Action = std::variant<ApplyAction, CallAgentAction, CancelAgentAction>;
-
-// One audit-trail entry. Stable fields: "type", "time_ns", then type-specific
-// fields (documented in daemon/runtime/README.md).
-struct Event {
-  std::string type;  // window, applied, confirmed, overridden, reverted, yielded, agent_called,
-                     // agent_error, agent_waiting, budget_exhausted, converged, re_engaged,
-                     // recommended, trial_skipped, apply_error, mode, paused, resumed, pinned,
-                     // unpinned (warm starts are "applied" events by who "warm_start")
-  int64_t time_ns = 0;
-  nlohmann::json fields = nlohmann::json::object();
-  std::string summary;  // one line for people (the daemon's stderr log)
-  nlohmann::json to_json() const;
-};
-
-struct Output {
-  std::vector<Action> actions;
-  std::vector<Event> events;
-  void append(Output&& o);
-};
-
-// What the knob layer reports after performing an ApplyAction.
-struct ApplyOutcome {
-  Config applied;                    // read back: what is in force now (managed knobs)
-  std::vector<std::string> yielded;  // knobs changed behind our back: left alone from now on
-  std::string error;                 // non-empty: (part of) the apply failed
 };
 
 class Engine {

@@ -10,13 +10,10 @@
 #include <ctime>
 #include <filesystem>
 
-#include "agents/agents.h"
 #include "common/log.h"
 #include "dbus/dbus_service.h"
 #include "dbus/systemd_notify.h"
-#include "knobs/knob_manager.h"
-#include "metrics/sampler.h"
-#include "target/target.h"
+#include "runtime/linux_platform.h"
 
 namespace specact {
 
@@ -95,15 +92,13 @@ std::vector<HistoryEvent> HistoryLog::since(uint64_t seq) const {
 
 // Everything that exists only while a target is being tuned.
 struct Runtime::Session {
-  std::unique_ptr<TargetResolver> target;
-  std::unique_ptr<KnobManager> knobs;
-  std::unique_ptr<LatencySampler> sampler;
-  std::unique_ptr<CommandSource> command;
+  std::unique_ptr<TargetSession> target;
+  KnobGate* knobs = nullptr;        // the target's
+  MetricSource* metrics = nullptr;  // the target's
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<Agent> speculator;
   std::unique_ptr<Agent> actor;
   int64_t started_ns = 0;
-  uint64_t window_index = 0;  // without the eBPF sampler (command metric alone)
   // A comm, cgroup or unit target may have no process yet (a service started
   // before the application it tunes) or lose all of them (a restart). The
   // engine is built when the first process appears, so its knob set and
@@ -117,10 +112,24 @@ struct Runtime::Session {
   Agent* agent(AgentRole r) { return r == AgentRole::Speculator ? speculator.get() : actor.get(); }
 };
 
-Runtime::Runtime(RunConfig config, boost::asio::io_context& io)
+namespace {
+
+LinuxPlatformOptions platform_options(const RunConfig& c) {
+  return {c.knobs, c.metric, c.command, c.min_samples, c.window_ms};
+}
+
+}  // namespace
+
+Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironment env)
     : cfg_(std::move(config)),
       io_(io),
-      signals_(io, SIGINT, SIGTERM),
+      own_platform_(env.platform ? nullptr
+                                 : std::make_unique<LinuxPlatform>(platform_options(cfg_))),
+      own_agents_(env.agents ? nullptr : std::make_unique<LibraryAgentFactory>(io)),
+      platform_(env.platform ? *env.platform : *own_platform_),
+      agents_(env.agents ? *env.agents : *own_agents_),
+      clock_(env.clock ? *env.clock : steady_clock_),
+      signals_(io),
       window_timer_(io),
       duration_timer_(io) {
   log::set_min_level(cfg_.log_level == "debug"     ? log::Level::Debug
@@ -141,21 +150,9 @@ const engine::Engine* Runtime::engine() const {
 }
 
 int Runtime::run(std::optional<double> duration_s) {
-  history_.open(cfg_.state_dir);
-  started_ns_ = clock_.now_ns();
-  notifier_ = std::make_unique<SystemdNotifier>(io_);
-  record_json({{"type", "started"},
-               {"time_ns", started_ns_},
-               {"mode", engine::to_string(cfg_.engine.mode)},
-               {"window_ms", cfg_.window_ms},
-               {"metric", to_string(cfg_.metric)},
-               {"target", cfg_.target ? cfg_.target->to_json() : json(nullptr)},
-               {"history", history_.path()}},
-              "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
-                  std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
-  if (cfg_.target) start_session();  // startup errors propagate: the config is unusable
-  start_dbus();
-
+  open();
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
   });
@@ -170,10 +167,27 @@ int Runtime::run(std::optional<double> duration_s) {
   schedule_tick();
   // sd_notify hook: READY once measuring (or waiting for a target), then
   // STATUS per window and WATCHDOG pings from the notifier's own timer.
-  notifier_->ready(session_ ? "tuning " + session_->target->spec().describe()
+  notifier_->ready(session_ ? "tuning " + cfg_.target->describe()
                             : "waiting for a target (specactctl target)");
   io_.run();
   return 0;
+}
+
+void Runtime::open() {
+  history_.open(cfg_.state_dir);
+  started_ns_ = clock_.now_ns();
+  notifier_ = std::make_unique<SystemdNotifier>(io_);
+  record_json({{"type", "started"},
+               {"time_ns", started_ns_},
+               {"mode", engine::to_string(cfg_.engine.mode)},
+               {"window_ms", cfg_.window_ms},
+               {"metric", to_string(cfg_.metric)},
+               {"target", cfg_.target ? cfg_.target->to_json() : json(nullptr)},
+               {"history", history_.path()}},
+              "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
+                  std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
+  if (cfg_.target) start_session();  // startup errors propagate: the config is unusable
+  start_dbus();
 }
 
 void Runtime::start_dbus() {
@@ -211,9 +225,8 @@ void Runtime::shutdown(const std::string& why) {
 
 void Runtime::start_session() {
   auto s = std::make_unique<Session>();
-  s->target = std::make_unique<TargetResolver>(*cfg_.target);
-  s->target->validate();  // TargetError: no such pid, unit, cgroup ...
-  s->knobs = std::make_unique<KnobManager>(cfg_.knobs, s->target.get());
+  s->target = platform_.open_target(*cfg_.target);  // TargetError: no such pid, unit, ...
+  s->knobs = &s->target->knobs();
   RestoreReport leftover = s->knobs->recover_leftover();
   if (!leftover.nothing_to_do) {
     record_json(
@@ -223,25 +236,17 @@ void Runtime::start_session() {
       throw ConfigError("a journal left by an earlier run could not be fully restored (see " +
                         cfg_.state_dir + "; run `specactd restore`)");
   }
-  try {
-    s->sampler = std::make_unique<LatencySampler>(*s->target);
-    s->sampler->set_min_samples(cfg_.min_samples);
-  } catch (const SamplerError& e) {
-    // The command metric does not need the eBPF sampler; the others do.
-    if (cfg_.metric != Metric::CommandP95) throw;
-    log::warn(std::string("eBPF sampler unavailable, using the command metric alone: ") + e.what());
-  }
-  if (cfg_.command) s->command = std::make_unique<CommandSource>(*cfg_.command);
-  s->speculator = make_agent(AgentRole::Speculator, cfg_.speculator, io_);
-  s->actor = make_agent(AgentRole::Actor, cfg_.actor, io_);
+  s->metrics = &s->target->open_metrics();  // SamplerError
+  s->speculator = agents_.make(AgentRole::Speculator, cfg_.speculator);
+  s->actor = agents_.make(AgentRole::Actor, cfg_.actor);
   s->started_ns = clock_.now_ns();
   session_ = std::move(s);
-  if (!session_->target->processes().empty()) {
+  if (session_->metrics->refresh_targets() > 0) {
     start_engine();
     return;
   }
   session_->target_empty = true;
-  if (session_->sampler) session_->sampler->close_window(clock_.now_ns());
+  session_->metrics->discard_window(clock_.now_ns());
   record_json({{"type", "waiting_for_tasks"},
                {"time_ns", clock_.now_ns()},
                {"target", cfg_.target->to_json()}},
@@ -266,8 +271,8 @@ void Runtime::start_engine() {
   if (!unavailable.empty()) log::debug("knobs not available here:" + unavailable);
   s.engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
   s.target_empty = false;
-  if (s.sampler) s.sampler->refresh_targets();
-  if (s.sampler) s.sampler->close_window(clock_.now_ns());  // opens window 1
+  s.metrics->refresh_targets();
+  s.metrics->discard_window(clock_.now_ns());  // opens window 1
 
   json knobs = json::array();
   for (const auto& k : s.engine->knobs()) knobs.push_back(k.name);
@@ -345,7 +350,7 @@ void Runtime::schedule_tick() {
   window_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
     try {
-      tick();
+      close_window();
     } catch (const std::exception& e) {
       // One bad window must not take the daemon down with settings applied.
       log::error(std::string("window failed: ") + e.what());
@@ -354,7 +359,7 @@ void Runtime::schedule_tick() {
   });
 }
 
-void Runtime::tick() {
+void Runtime::close_window() {
   if (!session_) return;
   Session& s = *session_;
   if (!track_target_tasks()) return;
@@ -374,27 +379,7 @@ void Runtime::tick() {
   }
   if (!yielded.empty()) handle(s.engine->on_yielded(yielded));
 
-  Window w;
-  const int64_t now = clock_.now_ns();
-  if (s.sampler) {
-    w = s.sampler->close_window(now);
-  } else {
-    w.index = ++s.window_index;
-    w.start_ns = now - int64_t{cfg_.window_ms} * 1'000'000;
-    w.end_ns = now;
-  }
-  if (s.command) {
-    if (auto r = s.command->take_latest()) {
-      w.command_p95_us = r->p95_us;
-      w.command_throughput = r->throughput;
-      w.command_error = r->error;
-    } else {
-      w.command_error = "no command result completed in this window";
-    }
-    // With the command metric the command's figure is the evidence: a CPU-bound
-    // target that rarely blocks has few eBPF samples, which must not matter.
-    if (cfg_.metric == Metric::CommandP95) w.low_confidence = !w.command_p95_us.has_value();
-  }
+  Window w = s.metrics->close_window(clock_.now_ns());
   engine::Output out = s.engine->on_window(w);
   // The window hook for D-Bus: window_to_json plus what the engine made of it.
   for (const auto& e : out.events) {
@@ -425,7 +410,7 @@ void Runtime::tick() {
 
 bool Runtime::track_target_tasks() {
   Session& s = *session_;
-  size_t procs = s.sampler ? s.sampler->refresh_targets() : s.target->processes().size();
+  size_t procs = s.metrics->refresh_targets();
   const bool empty = procs == 0;
   if (empty && cfg_.target->kind == TargetSpec::Kind::Pid) {
     // A pid never comes back. As a service the daemon stays up for the next
@@ -469,7 +454,7 @@ bool Runtime::track_target_tasks() {
     s.deferred_replies.clear();
     for (auto& [role, reply] : deferred) handle(s.engine->on_agent_reply(role, reply));
   }
-  if (s.sampler) s.sampler->close_window(clock_.now_ns());
+  s.metrics->discard_window(clock_.now_ns());
   status_changed();
   return false;
 }
@@ -687,8 +672,7 @@ void Runtime::set_target(const json& target) {
     throw ControlError("InvalidArgument", e.what());
   }
   try {
-    TargetResolver probe(spec);
-    probe.validate();
+    platform_.validate_target(spec);
   } catch (const TargetError& e) {
     throw ControlError("NoSuchTarget", e.what());
   }
@@ -725,11 +709,7 @@ void Runtime::unpin(const std::string& knob) {
 
 std::vector<KnobInfo> Runtime::list_knobs() {
   if (session_) return session_->knobs->catalogue();
-  // Not tuning: probe without a target (per-task knobs then show what they can).
-  KnobsConfig kc = cfg_.knobs;
-  kc.restore_on_exit = false;
-  KnobManager km(kc, nullptr);
-  return km.catalogue();
+  return platform_.catalogue_without_target();
 }
 
 std::vector<HistoryEvent> Runtime::history(uint64_t since_seq) { return history_.since(since_seq); }

@@ -2,8 +2,8 @@
 // a measurement window every window_ms, feeds it to the engine, performs the
 // engine's actions (knob writes through the KnobManager gate, agent calls),
 // records every event (stderr line, history.jsonl, D-Bus signal) and serves
-// the ControlSurface. The command metric source runs on its own worker thread
-// (CommandSource) and is only read from the loop.
+// the ControlSurface. The machine and the agents are reached only through
+// the seams of runtime/platform.h, so tests run it on the simulated kernel.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -20,16 +20,13 @@
 #include "common/control.h"
 #include "common/state_dir.h"
 #include "engine/engine.h"
+#include "runtime/platform.h"
 #include "runtime/run_config.h"
 
 namespace specact {
 
 class DbusService;
 class SystemdNotifier;
-class KnobManager;
-class LatencySampler;
-class CommandSource;
-class TargetResolver;
 
 // Append-only audit trail: history.jsonl under the state directory plus a
 // bounded in-memory tail for GetHistory.
@@ -66,16 +63,32 @@ class HistoryLog {
   std::deque<HistoryEvent> tail_;
 };
 
+// What the runtime runs against; each must outlive the Runtime. Null: the
+// real machine (LinuxPlatform), the agents library on the loop, the steady
+// clock.
+struct RuntimeEnvironment {
+  Platform* platform = nullptr;
+  AgentFactory* agents = nullptr;
+  const Clock* clock = nullptr;
+};
+
 class Runtime : public ControlSurface {
  public:
-  Runtime(RunConfig config, boost::asio::io_context& io);
+  Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironment env = {});
   ~Runtime() override;
 
-  // Starts everything and runs the loop until the duration ends, SIGTERM or
-  // SIGINT (or shutdown()). Restores the knobs per the config. Returns the
-  // exit code. Throws ConfigError / TargetError / SamplerError /
-  // AgentConfigError for startup failures (the caller maps them to messages).
+  // open(), then runs the loop, closing a window every window_ms, until the
+  // duration ends, SIGTERM or SIGINT (or shutdown()). Restores the knobs per
+  // the config. Returns the exit code. Throws ConfigError / TargetError /
+  // SamplerError / AgentConfigError / DbusError for startup failures (the
+  // caller maps them to messages and exit codes).
   int run(std::optional<double> duration_s);
+  // The steps run() is made of, for a caller that drives the loop itself (the
+  // simulated-kernel tests): open() opens the history, starts the session on
+  // the configured target and the D-Bus service; close_window() is one
+  // window; shutdown() stops the session (restoring the knobs) and the loop.
+  void open();
+  void close_window();
   void shutdown(const std::string& why);
 
   // ControlSurface.
@@ -108,7 +121,6 @@ class Runtime : public ControlSurface {
   engine::Engine& need_engine(const char* what);
   std::vector<std::string> warnings() const;
   void schedule_tick();
-  void tick();
   void handle(engine::Output out);
   void call_agent(AgentRole role, AgentContext ctx);
   void record(const engine::Event& e);
@@ -120,7 +132,13 @@ class Runtime : public ControlSurface {
 
   RunConfig cfg_;
   boost::asio::io_context& io_;
-  SteadyClock clock_;
+  // The environment's, or the real ones owned here.
+  std::unique_ptr<Platform> own_platform_;
+  std::unique_ptr<AgentFactory> own_agents_;
+  SteadyClock steady_clock_;
+  Platform& platform_;
+  AgentFactory& agents_;
+  const Clock& clock_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer window_timer_;
   boost::asio::steady_timer duration_timer_;

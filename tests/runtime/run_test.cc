@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bus_fixture.h"
+#include "runtime_test_util.h"
 #include "subprocess.h"
 #include "target/target.h"
 #include "test_support.h"
@@ -29,6 +30,7 @@ namespace {
 
 using nlohmann::json;
 using specact::testing::Subprocess;
+using specact::testing::TempDir;
 
 struct SchedAttr {
   uint32_t size;
@@ -77,22 +79,6 @@ std::map<std::string, std::string> sysctls() {
   }
   return out;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/specact-runtime-test-XXXXXX";
-    path_ = mkdtemp(tmpl) ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string write_file(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string_view>
 
-#include "commands.h"
+#include "cli/commands.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;

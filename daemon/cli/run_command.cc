@@ -8,7 +8,7 @@
 #include <string>
 
 #include "agents/agent_config.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/log.h"
 #include "dbus/dbus_service.h"
 #include "knobs/knob_manager.h"

@@ -4,7 +4,7 @@
 #include <exception>
 #include <string_view>
 
-#include "commands.h"
+#include "cli/commands.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/asio.h"
 #include "common/bounded_regex.h"
 #include "common/clock.h"

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "common/modes.h"
+
 namespace specact::engine {
 
 namespace {
@@ -28,29 +30,18 @@ void push_bounded(std::deque<T>& d, T v, size_t limit) {
 
 }  // namespace
 
+// Mode's enumerators are in the order of kModeNames.
+static_assert(kModeNames.size() == static_cast<size_t>(Mode::Monitor) + 1);
+
 std::optional<Mode> mode_from_string(std::string_view s) {
-  if (s == "speculative") return Mode::Speculative;
-  if (s == "actor-only") return Mode::ActorOnly;
-  if (s == "speculator-only") return Mode::SpeculatorOnly;
-  if (s == "recommend") return Mode::Recommend;
-  if (s == "monitor") return Mode::Monitor;
+  for (size_t i = 0; i < kModeNames.size(); ++i)
+    if (kModeNames[i] == s) return static_cast<Mode>(i);
   return std::nullopt;
 }
 
 std::string to_string(Mode m) {
-  switch (m) {
-    case Mode::Speculative:
-      return "speculative";
-    case Mode::ActorOnly:
-      return "actor-only";
-    case Mode::SpeculatorOnly:
-      return "speculator-only";
-    case Mode::Recommend:
-      return "recommend";
-    case Mode::Monitor:
-      return "monitor";
-  }
-  return "?";
+  const auto i = static_cast<size_t>(m);
+  return i < kModeNames.size() ? std::string(kModeNames[i]) : "?";
 }
 
 std::string to_string(ApplyKind k) {

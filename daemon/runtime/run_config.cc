@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/bounded_regex.h"
+#include "common/modes.h"
 #include "metrics/sampler.h"
 
 namespace specact {
@@ -248,10 +249,7 @@ RunConfig RunConfig::from_json(const json& j) {
   if (j.contains("mode")) {
     std::string m = get_string(j, "", "mode");
     auto mode = engine::mode_from_string(m);
-    if (!mode)
-      fail(
-          "mode",
-          "'" + m + "' is not one of speculative, actor-only, speculator-only, recommend, monitor");
+    if (!mode) fail("mode", "'" + m + "' is not one of " + join_mode_names(", "));
     c.engine.mode = *mode;
   }
   if (j.contains("state_dir")) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "common/modes.h"
 #include "dbus/dbus_service.h"
 #include "dbus/systemd_notify.h"
 #include "runtime/linux_platform.h"
@@ -656,9 +657,7 @@ void Runtime::set_mode(const std::string& mode) {
   auto m = engine::mode_from_string(mode);
   if (!m)
     throw ControlError("InvalidArgument",
-                       "'" + mode +
-                           "' is not a mode (speculative, actor-only, speculator-only, recommend, "
-                           "monitor)");
+                       "'" + mode + "' is not a mode (" + join_mode_names(", ") + ")");
   cfg_.engine.mode = *m;
   if (session_ && session_->engine) handle(session_->engine->set_mode(*m));
   status_changed();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/control.h"
+#include "common/modes.h"
 
 namespace specact::testing {
 
@@ -95,9 +96,7 @@ class FakeSurface : public ControlSurface {
     set_state("running");
   }
   void set_mode(const std::string& mode) override {
-    static const std::vector<std::string> modes = {"speculative", "actor-only", "speculator-only",
-                                                   "recommend", "monitor"};
-    if (std::find(modes.begin(), modes.end(), mode) == modes.end())
+    if (std::find(kModeNames.begin(), kModeNames.end(), mode) == kModeNames.end())
       throw ControlError("InvalidArgument", "unknown mode '" + mode + "'");
     snap_.mode = mode;
     changed();

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "common/modes.h"
+
 namespace {
 
 using Set = std::set<std::string>;
@@ -218,6 +220,51 @@ TEST(HelpVsMan, ParserSeesDrift) {
   EXPECT_EQ(ManPage::definition_options(man), (Set{"--alpha", "--beta"}));
   EXPECT_EQ(help_commands("Commands:\n  start | stop   x\n  mode MODE  y\n  target --pid\n"),
             (Set{"mode", "start", "stop", "target"}));
+}
+
+// The paragraph of a man page (or README line) that starts with `start`: up to
+// the next empty line.
+std::string paragraph(const std::string& text, const std::string& start) {
+  size_t at = text.find(start);
+  if (at == std::string::npos) return "";
+  size_t end = text.find("\n\n", at);
+  return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+// The mode names come from one list (common/modes.h): specactctl's help texts
+// are built from it, and what people read or type elsewhere must agree.
+TEST(ModeNames, OneListEverywhere) {
+  Set modes;
+  for (auto m : specact::kModeNames) modes.insert(std::string(m));
+  ASSERT_EQ(modes.size(), 5u);
+
+  std::string completion = read_file(kCompletionDir + "specactctl");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(completion, m, std::regex("local modes=\"([^\"]*)\"")))
+      << "no modes list in the specactctl completion";
+  Set completed;
+  std::istringstream words(m[1].str());
+  for (std::string w; words >> w;) completed.insert(w);
+  EXPECT_EQ(completed, modes) << "the completion offers " << join(completed) << ", not "
+                              << join(modes);
+
+  const std::string help = run(kSpecactctl + " --help");
+  const std::string mode_help = run(kSpecactctl + " mode --help");
+  const std::string ctl_man = paragraph(read_file(kManDir + "specactctl.1.scd"), "*mode* _MODE_");
+  const std::string config_man =
+      paragraph(read_file(kManDir + "specactd.json.5.scd"), "*mode* (string");
+  std::string readme =
+      paragraph(read_file(std::string(SPECACT_SOURCE_DIR) + "/README.md"), "| `mode` |");
+  readme = readme.substr(0, readme.find('\n'));  // the table row
+  ASSERT_FALSE(ctl_man.empty() || config_man.empty() || readme.empty());
+  for (const auto& mode : modes) {
+    EXPECT_NE(help.find(mode), std::string::npos) << "specactctl --help lacks " << mode;
+    EXPECT_NE(mode_help.find(mode), std::string::npos) << "specactctl mode --help lacks " << mode;
+    EXPECT_NE(ctl_man.find("*" + mode + "*"), std::string::npos) << "specactctl(1) lacks " << mode;
+    EXPECT_NE(config_man.find("*" + mode + "*"), std::string::npos)
+        << "specactd.json(5) lacks " << mode;
+    EXPECT_NE(readme.find("`" + mode + "`"), std::string::npos) << "README lacks " << mode;
+  }
 }
 
 // Every option and command of --help appears as a word in the completion.

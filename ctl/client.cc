@@ -101,4 +101,11 @@ CtlError map_error(const sdbus::Error& e, const std::string& action) {
                   "cannot " + action + ": " + (msg.empty() ? n : msg + " (" + n + ")"));
 }
 
+nlohmann::json parse_reply(const std::string& text, const char* what) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded())
+    throw CtlError(kDaemonError, std::string("malformed ") + what + " reply from specactd");
+  return j;
+}
+
 }  // namespace specactctl

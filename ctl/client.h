@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
@@ -64,6 +65,20 @@ class Client {
 
 // Maps a bus error from `action` ("start", "status", ...) to a CtlError.
 CtlError map_error(const sdbus::Error& e, const std::string& action);
+
+// Runs one call on the daemon; a bus error becomes map_error(e, action).
+template <typename F>
+auto call(const std::string& action, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const sdbus::Error& e) {
+    throw map_error(e, action);
+  }
+}
+
+// A JSON reply of the daemon (`what`: "status", "knobs", ...); a reply that is
+// not JSON is CtlError(kDaemonError).
+nlohmann::json parse_reply(const std::string& text, const char* what);
 
 inline constexpr const char* kStartHint = "hint: systemctl start specactd";
 

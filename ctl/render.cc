@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/knob_info.h"
+
 namespace specactctl {
 
 using nlohmann::json;
@@ -109,10 +111,7 @@ std::string describe_target(const json& t) {
 
 std::string format_value(const json& knobs, const std::string& name, int64_t v) {
   const json* k = find_knob(knobs, name);
-  if (k && k->contains("values") && (*k)["values"].is_array() && v >= 0 &&
-      static_cast<size_t>(v) < (*k)["values"].size())
-    return (*k)["values"][static_cast<size_t>(v)].get<std::string>();
-  return std::to_string(v);
+  return k ? specact::format_knob_value(specact::knob_info_from_json(*k), v) : std::to_string(v);
 }
 
 std::string render_table(const std::vector<std::string>& header,

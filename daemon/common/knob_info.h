@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace specact {
@@ -43,9 +44,17 @@ struct KnobInfo {
 };
 
 std::string to_string(KnobScale s);
+std::optional<KnobScale> knob_scale_from_string(std::string_view s);
 nlohmann::json knob_info_to_json(const KnobInfo& k);
+// The inverse of knob_info_to_json, for a client reading a catalogue back
+// (specactctl, from ListKnobs). Lenient: a missing or mistyped field keeps its
+// default, nothing throws.
+KnobInfo knob_info_from_json(const nlohmann::json& j);
 nlohmann::json config_to_json(const Config& c);
 // Renders a value for people and prompts: enum names, plain integers otherwise.
 std::string format_knob_value(const KnobInfo& k, int64_t v);
+// The value an enum name stands for (its index in enum_values), or nullopt
+// when the domain has no value of that name.
+std::optional<int64_t> enum_value_index(const KnobDomain& d, std::string_view name);
 
 }  // namespace specact

@@ -8,6 +8,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "bits.bpf.h"
 #include "sampler_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -25,16 +26,6 @@ struct {
   __type(key, __u32);
   __type(value, struct specact_cpu_stats);
 } naive_stats SEC(".maps");
-
-static __always_inline __u32 log2_u64(__u64 v) {
-  __u32 r = 0;
-  for (int i = 32; i > 0; i >>= 1)
-    if (v >> i) {
-      v >>= i;
-      r += i;
-    }
-  return r;
-}
 
 static __always_inline int trace_enqueue(struct task_struct *p) {
   __u32 pid = p->pid;

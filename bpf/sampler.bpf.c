@@ -14,6 +14,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "bits.bpf.h"
 #include "sampler_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -61,26 +62,6 @@ static __always_inline bool is_target(struct task_struct *p) {
   if (!(target_bloom[bit >> 6] & (1ULL << (bit & 63))))
     return false;
   return bpf_map_lookup_elem(&target_tgids, &tgid) != NULL;
-}
-
-static __always_inline __u32 log2_u64(__u64 v) {
-  __u32 r, shift;
-  r = (v > 0xFFFFFFFFULL) << 5;
-  v >>= r;
-  shift = (v > 0xFFFF) << 4;
-  v >>= shift;
-  r |= shift;
-  shift = (v > 0xFF) << 3;
-  v >>= shift;
-  r |= shift;
-  shift = (v > 0xF) << 2;
-  v >>= shift;
-  r |= shift;
-  shift = (v > 0x3) << 1;
-  v >>= shift;
-  r |= shift;
-  r |= (v >> 1);
-  return r;
 }
 
 // Same geometry as specact::Histogram::bucket_of (daemon/common/histogram.cc).

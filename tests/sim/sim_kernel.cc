@@ -37,12 +37,11 @@ SimWorkload SimWorkload::periodic_vs_hogs() {
   SimWorkload w;
   w.name = "periodic_vs_hogs";
   w.defaults = {{kSlice, 2800}, {kNice, 0}, {kAutogroup, 1}, {kTimerMigration, 1}};
-  // Measured on kernel 6.18 with specact-workload (300 us every 2 ms, 4 hogs;
-  // its own completion p95 per slice, bench/results): a slice below the burst
-  // chops the request among the hogs' slices; a little above it, the woken
-  // task preempts on its earlier deadline and finishes in one slice; much
-  // above it, it waits out the hogs' slices. (DESIGN.md §8's monotone curve
-  // did not reproduce.)
+  // Fitted to specact-workload (300 us every 2 ms, 4 hogs) on kernel 6.18, its
+  // own completion p95 per slice: a slice below the burst chops the request
+  // among the hogs' slices; a little above it, the woken task preempts on its
+  // earlier deadline and finishes in one slice; much above it, it waits out
+  // the hogs' slices. Shorter is not simply better.
   static const std::vector<std::pair<double, double>> curve = {
       {100, 2500},  {310, 3500},  {340, 340},   {450, 330},    {560, 335},    {800, 1000},
       {1100, 1800}, {1400, 3500}, {3000, 3900}, {10000, 3600}, {100000, 3600}};

@@ -30,7 +30,7 @@ Target (exactly one):
   --cgroup PATH        every task in this cgroup v2 directory and below
                        (absolute, or relative to the cgroup2 mount)
   --unit NAME          every task of this systemd unit (its cgroup)
-  --comm REGEX         every process whose comm matches REGEX (ECMAScript)
+  --comm REGEX         every process whose comm matches REGEX (RE2 syntax)
 
 Options:
   --window-ms MS       window length in milliseconds (default 1000, 50..60000)

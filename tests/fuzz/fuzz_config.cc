@@ -1,5 +1,5 @@
 // Fuzzes the daemon's configuration path as `specactd run --config FILE` takes
-// it (daemon/runtime/run_command.cc): JSON text -> nlohmann::json::parse ->
+// it (daemon/cli/run_command.cc): JSON text -> nlohmann::json::parse ->
 // RunConfig::from_json. Contract: every input ends in a RunConfig or a
 // ConfigError (exit 2); nothing else escapes, nothing crashes, and what is
 // accepted says what the file said.

@@ -34,6 +34,16 @@ struct RoleUsage {
   uint64_t rejected = 0;
   double cost_usd = 0;
 };
+// {"calls","prompt_tokens","completion_tokens","errors","rejected","cost_usd"}:
+// GetStatus's usage.<role> and the history's status event.
+inline nlohmann::json role_usage_to_json(const RoleUsage& u) {
+  return {{"calls", u.calls},
+          {"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"errors", u.errors},
+          {"rejected", u.rejected},
+          {"cost_usd", u.cost_usd}};
+}
 
 struct StatusSnapshot {
   std::string state = "stopped";  // running, paused, stopped, converged, waiting

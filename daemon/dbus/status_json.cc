@@ -5,15 +5,6 @@
 
 namespace specact {
 
-nlohmann::json role_usage_to_json(const RoleUsage& u) {
-  return {{"calls", u.calls},
-          {"prompt_tokens", u.prompt_tokens},
-          {"completion_tokens", u.completion_tokens},
-          {"errors", u.errors},
-          {"rejected", u.rejected},
-          {"cost_usd", u.cost_usd}};
-}
-
 nlohmann::json status_to_json(const StatusSnapshot& s, const std::string& version) {
   return {
       {"version", version},

@@ -10,7 +10,6 @@
 
 namespace specact {
 
-nlohmann::json role_usage_to_json(const RoleUsage& u);
 nlohmann::json status_to_json(const StatusSnapshot& s, const std::string& version);
 nlohmann::json knobs_to_json(const std::vector<KnobInfo>& knobs);
 // One event: its data with "seq" filled in from HistoryEvent::seq.

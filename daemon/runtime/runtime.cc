@@ -1,14 +1,7 @@
 #include "runtime/runtime.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstring>
-#include <ctime>
-#include <filesystem>
 
 #include "common/log.h"
 #include "common/modes.h"
@@ -18,100 +11,8 @@
 
 namespace specact {
 
+using engine::EventKind;
 using nlohmann::json;
-
-// ---------------------------------------------------------------- history
-
-HistoryLog::~HistoryLog() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-void HistoryLog::open(const std::string& state_dir) {
-  try {
-    dir_.emplace(StateDir::open(state_dir, /*create=*/true));
-  } catch (const StateDirError& e) {
-    throw ConfigError(std::string("state_dir: ") + e.what());
-  }
-  path_ = dir_->path_of(kHistoryName);
-  fd_ = dir_->open_append(kHistoryName);
-  if (fd_ < 0) throw ConfigError("state_dir: " + dir_->error(kHistoryName, -fd_));
-}
-
-void HistoryLog::write_line(const std::string& line) {
-  if (fd_ < 0) return;
-  // One write(2) per line on an O_APPEND fd: a line is whole or absent, and a
-  // short write (a full file system) is an error like any other.
-  ssize_t n = ::write(fd_, line.data(), line.size());
-  int err = n < 0 ? errno : (static_cast<size_t>(n) == line.size() ? 0 : ENOSPC);
-  if (err == 0) {
-    if (!error_.empty()) {
-      log::info("history: writing " + path_ + " again after: " + error_);
-      error_.clear();
-    }
-    return;
-  }
-  error_ =
-      "cannot append to " + path_ + ": " + std::strerror(err) + " (events are kept in memory only)";
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  // A full disk fails every line; the journal and stderr get one warning a
-  // minute, the status field says it all the time.
-  if (last_warn_s_ < 0 || now.tv_sec - last_warn_s_ >= kWarnIntervalS) {
-    last_warn_s_ = now.tv_sec;
-    log::warn("history: " + error_);
-  }
-}
-
-HistoryEvent HistoryLog::append(json data) {
-  HistoryEvent e;
-  e.seq = ++seq_;
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  tm utc{};
-  gmtime_r(&ts.tv_sec, &utc);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>(ts.tv_nsec / 1000000));
-  json line = {{"seq", e.seq}, {"time", buf}};
-  for (auto it = data.begin(); it != data.end(); ++it) line[it.key()] = it.value();
-  e.data = std::move(line);
-  write_line(e.data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
-  tail_.push_back(e);
-  while (tail_.size() > keep_) tail_.pop_front();
-  return e;
-}
-
-std::vector<HistoryEvent> HistoryLog::since(uint64_t seq) const {
-  std::vector<HistoryEvent> out;
-  for (const auto& e : tail_)
-    if (e.seq > seq) out.push_back(e);
-  return out;
-}
-
-// ---------------------------------------------------------------- session
-
-// Everything that exists only while a target is being tuned.
-struct Runtime::Session {
-  std::unique_ptr<TargetSession> target;
-  KnobGate* knobs = nullptr;        // the target's
-  MetricSource* metrics = nullptr;  // the target's
-  std::unique_ptr<engine::Engine> engine;
-  std::unique_ptr<Agent> speculator;
-  std::unique_ptr<Agent> actor;
-  int64_t started_ns = 0;
-  // A comm, cgroup or unit target may have no process yet (a service started
-  // before the application it tunes) or lose all of them (a restart). The
-  // engine is built when the first process appears, so its knob set and
-  // baseline come from real tasks; while the target is empty no window is
-  // judged, and the settings in force reach the returning tasks.
-  bool target_empty = false;
-  bool pause_pending = false;  // paused before the engine existed
-  // Agent replies that arrived while the target had no process.
-  std::vector<std::pair<AgentRole, AgentReply>> deferred_replies;
-
-  Agent* agent(AgentRole r) { return r == AgentRole::Speculator ? speculator.get() : actor.get(); }
-};
 
 namespace {
 
@@ -120,6 +21,10 @@ LinuxPlatformOptions platform_options(const RunConfig& c) {
 }
 
 }  // namespace
+
+void Runtime::LastWindow::on_event(const RecordedEvent& e) {
+  if (e.kind == EventKind::Window) window = e.window;
+}
 
 Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironment env)
     : cfg_(std::move(config)),
@@ -130,6 +35,9 @@ Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironme
       platform_(env.platform ? *env.platform : *own_platform_),
       agents_(env.agents ? *env.agents : *own_agents_),
       clock_(env.clock ? *env.clock : steady_clock_),
+      events_(clock_, cfg_.metric),
+      builder_(cfg_, platform_, agents_, events_, clock_),
+      executor_(events_),
       signals_(io),
       window_timer_(io),
       duration_timer_(io) {
@@ -137,6 +45,12 @@ Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironme
                      : cfg_.log_level == "warning" ? log::Level::Warning
                      : cfg_.log_level == "error"   ? log::Level::Error
                                                    : log::Level::Info);
+  // The window is kept before anyone is told of it: a WindowMeasured
+  // listener reading GetStatus sees it as last_window.
+  events_.subscribe(history_);
+  events_.subscribe(last_window_);
+  events_.subscribe(stderr_log_);
+  events_.subscribe(surface_signals_);
 }
 
 Runtime::~Runtime() {
@@ -178,15 +92,15 @@ void Runtime::open() {
   history_.open(cfg_.state_dir);
   started_ns_ = clock_.now_ns();
   notifier_ = std::make_unique<SystemdNotifier>(io_);
-  record_json({{"type", "started"},
-               {"time_ns", started_ns_},
-               {"mode", engine::to_string(cfg_.engine.mode)},
-               {"window_ms", cfg_.window_ms},
-               {"metric", to_string(cfg_.metric)},
-               {"target", cfg_.target ? cfg_.target->to_json() : json(nullptr)},
-               {"history", history_.path()}},
-              "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
-                  std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
+  record(EventKind::Started,
+         {{"time_ns", started_ns_},
+          {"mode", engine::to_string(cfg_.engine.mode)},
+          {"window_ms", cfg_.window_ms},
+          {"metric", to_string(cfg_.metric)},
+          {"target", cfg_.target ? cfg_.target->to_json() : json(nullptr)},
+          {"history", history_.path()}},
+         "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
+             std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
   if (cfg_.target) start_session();  // startup errors propagate: the config is unusable
   start_dbus();
 }
@@ -217,77 +131,29 @@ void Runtime::shutdown(const std::string& why) {
   duration_timer_.cancel();
   signals_.cancel();
   if (session_) stop_session(why);
-  record_json({{"type", "stopped"}, {"time_ns", clock_.now_ns()}, {"reason", why}},
-              "specactd stopped (" + why + ")");
+  record(EventKind::Stopped, {{"reason", why}}, "specactd stopped (" + why + ")");
   if (dbus_) dbus_->shutdown();
   dbus_.reset();
   io_.stop();
 }
 
 void Runtime::start_session() {
-  auto s = std::make_unique<Session>();
-  s->target = platform_.open_target(*cfg_.target);  // TargetError: no such pid, unit, ...
-  s->knobs = &s->target->knobs();
-  RestoreReport leftover = s->knobs->recover_leftover();
-  if (!leftover.nothing_to_do) {
-    record_json(
-        {{"type", "recovered"}, {"time_ns", clock_.now_ns()}, {"report", leftover.to_json()}},
-        "restored settings left by an earlier run:\n" + leftover.to_text());
-    if (!leftover.ok)
-      throw ConfigError("a journal left by an earlier run could not be fully restored (see " +
-                        cfg_.state_dir + "; run `specactd restore`)");
-  }
-  s->metrics = &s->target->open_metrics();  // SamplerError
-  s->speculator = agents_.make(AgentRole::Speculator, cfg_.speculator);
-  s->actor = agents_.make(AgentRole::Actor, cfg_.actor);
-  s->started_ns = clock_.now_ns();
-  session_ = std::move(s);
+  session_ = builder_.open(*cfg_.target);
   if (session_->metrics->refresh_targets() > 0) {
     start_engine();
     return;
   }
   session_->target_empty = true;
   session_->metrics->discard_window(clock_.now_ns());
-  record_json({{"type", "waiting_for_tasks"},
-               {"time_ns", clock_.now_ns()},
-               {"target", cfg_.target->to_json()}},
-              "waiting for " + cfg_.target->describe() +
-                  ": no process matches yet; tuning starts when one appears");
+  record(EventKind::WaitingForTasks, {{"target", cfg_.target->to_json()}},
+         "waiting for " + cfg_.target->describe() +
+             ": no process matches yet; tuning starts when one appears");
   status_changed();
 }
 
 void Runtime::start_engine() {
   Session& s = *session_;
-  std::vector<KnobInfo> catalogue = s.knobs->catalogue();
-  Config baseline = s.knobs->read_current();
-  std::vector<KnobInfo> managed;
-  std::string unavailable;
-  for (auto& k : catalogue) {
-    if (k.available && baseline.count(k.name)) {
-      managed.push_back(k);
-    } else if (!k.available) {
-      unavailable += "\n  " + k.name + ": " + k.unavailable_reason;
-    }
-  }
-  if (!unavailable.empty()) log::debug("knobs not available here:" + unavailable);
-  s.engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
-  s.target_empty = false;
-  s.metrics->refresh_targets();
-  s.metrics->discard_window(clock_.now_ns());  // opens window 1
-
-  json knobs = json::array();
-  for (const auto& k : s.engine->knobs()) knobs.push_back(k.name);
-  record_json({{"type", "session_started"},
-               {"time_ns", clock_.now_ns()},
-               {"target", cfg_.target->to_json()},
-               {"mode", engine::to_string(s.engine->mode())},
-               {"knobs", knobs},
-               {"baseline", config_to_json(s.engine->baseline())},
-               {"speculator", s.speculator->describe()},
-               {"actor", s.actor->describe()}},
-              "tuning " + cfg_.target->describe() + " with " + std::to_string(knobs.size()) +
-                  " knobs (" + knobs.dump() + "); speculator " + s.speculator->describe() +
-                  ", actor " + s.actor->describe());
+  builder_.start_engine(s, *cfg_.target);
   if (s.pause_pending) handle(s.engine->pause());
   status_changed();
 }
@@ -302,44 +168,31 @@ void Runtime::stop_session(const std::string& why) {
   last_stopped_ = status();
   if (cfg_.knobs.restore_on_exit) {
     RestoreReport rep = s.knobs->restore_all();
-    record_json({{"type", "restored"},
-                 {"time_ns", clock_.now_ns()},
-                 {"reason", why},
-                 {"ok", rep.ok},
-                 {"report", rep.to_json()}},
-                "restored settings (" + why + "):\n" + rep.to_text());
+    record(EventKind::Restored, {{"reason", why}, {"ok", rep.ok}, {"report", rep.to_json()}},
+           "restored settings (" + why + "):\n" + rep.to_text());
   } else {
-    record_json({{"type", "left_in_place"}, {"time_ns", clock_.now_ns()}, {"reason", why}},
-                "knobs.restore_on_exit is false: settings left in place (specactd restore puts "
-                "them back)");
+    record(EventKind::LeftInPlace, {{"reason", why}},
+           "knobs.restore_on_exit is false: settings left in place (specactd restore puts "
+           "them back)");
   }
   session_.reset();
 }
 
 void Runtime::record_summary(const engine::Engine& e) {
-  auto usage_json = [](const RoleUsage& u) {
-    return json{{"calls", u.calls},
-                {"prompt_tokens", u.prompt_tokens},
-                {"completion_tokens", u.completion_tokens},
-                {"errors", u.errors},
-                {"rejected", u.rejected},
-                {"cost_usd", u.cost_usd}};
-  };
-  record_json({{"type", "status"},
-               {"time_ns", clock_.now_ns()},
-               {"windows", e.windows()},
-               {"hits", e.hits()},
-               {"misses", e.misses()},
-               {"hit_rate", e.hit_rate()},
-               {"confirmed", config_to_json(e.confirmed())},
-               {"current", config_to_json(e.current())},
-               {"baseline", config_to_json(e.baseline())},
-               {"usage",
-                {{"speculator", usage_json(e.usage(AgentRole::Speculator))},
-                 {"actor", usage_json(e.usage(AgentRole::Actor))}}}},
-              "session summary: " + std::to_string(e.windows()) + " windows, " +
-                  std::to_string(e.hits()) + " hits / " + std::to_string(e.misses()) +
-                  " misses, confirmed " + config_to_json(e.confirmed()).dump());
+  record(EventKind::Status,
+         {{"windows", e.windows()},
+          {"hits", e.hits()},
+          {"misses", e.misses()},
+          {"hit_rate", e.hit_rate()},
+          {"confirmed", config_to_json(e.confirmed())},
+          {"current", config_to_json(e.current())},
+          {"baseline", config_to_json(e.baseline())},
+          {"usage",
+           {{"speculator", role_usage_to_json(e.usage(AgentRole::Speculator))},
+            {"actor", role_usage_to_json(e.usage(AgentRole::Actor))}}}},
+         "session summary: " + std::to_string(e.windows()) + " windows, " +
+             std::to_string(e.hits()) + " hits / " + std::to_string(e.misses()) +
+             " misses, confirmed " + config_to_json(e.confirmed()).dump());
 }
 
 // ---------------------------------------------------------------- the loop
@@ -367,42 +220,29 @@ void Runtime::close_window() {
   s.knobs->reapply_to_new_threads();
   std::vector<std::string> yielded;
   for (const auto& y : s.knobs->check_yielded()) {
-    record_json({{"type", "yield_detail"},
-                 {"time_ns", clock_.now_ns()},
-                 {"knob", y.knob},
-                 {"instance", y.instance},
-                 {"expected", y.expected},
-                 {"found", y.found},
-                 {"detail", y.detail}},
-                y.knob + " (" + y.instance + ") changed behind specactd's back: " + y.expected +
-                    " -> " + y.found + (y.detail.empty() ? "" : " (" + y.detail + ")"));
+    record(EventKind::YieldDetail,
+           {{"knob", y.knob},
+            {"instance", y.instance},
+            {"expected", y.expected},
+            {"found", y.found},
+            {"detail", y.detail}},
+           y.knob + " (" + y.instance + ") changed behind specactd's back: " + y.expected + " -> " +
+               y.found + (y.detail.empty() ? "" : " (" + y.detail + ")"));
     yielded.push_back(y.knob);
   }
   if (!yielded.empty()) handle(s.engine->on_yielded(yielded));
 
   Window w = s.metrics->close_window(clock_.now_ns());
-  engine::Output out = s.engine->on_window(w);
-  // The window hook for D-Bus: window_to_json plus what the engine made of it.
-  for (const auto& e : out.events) {
-    if (e.type != "window") continue;
-    json j = window_to_json(w);
-    j["metric"] = to_string(cfg_.metric);
-    j["objective_us"] = e.fields.value("objective_us", json(nullptr));
-    j["config"] = e.fields.value("config", json::object());
-    j["phase"] = e.fields.value("straddled", false)     ? "straddled"
-                 : e.fields.value("provisional", false) ? "provisional"
-                                                        : "confirmed";
-    last_window_ = j;
-    if (on_window) on_window(j);
-  }
-  handle(std::move(out));
+  // The window event's payload reaches the D-Bus window hook and
+  // last_window_ through the event sink.
+  handle(s.engine->on_window(w));
   if (notifier_ && session_) {
     const auto& eng = *session_->engine;
-    std::string p95 =
-        last_window_.value("objective_us", json(nullptr)).is_number()
-            ? std::to_string(static_cast<long long>(last_window_["objective_us"].get<double>())) +
-                  " us"
-            : "n/a";
+    std::string p95 = last_window_.window.value("objective_us", json(nullptr)).is_number()
+                          ? std::to_string(static_cast<long long>(
+                                last_window_.window["objective_us"].get<double>())) +
+                                " us"
+                          : "n/a";
     notifier_->status("window " + std::to_string(w.index) + ": p95 " + p95 + ", " + eng.state() +
                       ", hit rate " + std::to_string(static_cast<int>(eng.hit_rate() * 100)) + "%");
   }
@@ -422,28 +262,28 @@ bool Runtime::track_target_tasks() {
       return false;
     }
     stop_session(why);
-    record_json({{"type", "target_exited"}, {"time_ns", clock_.now_ns()}},
-                why + "; waiting for a new target (specactctl target)");
+    record(EventKind::TargetExited, json::object(),
+           why + "; waiting for a new target (specactctl target)");
     status_changed();
     return false;
   }
   if (!empty && !s.engine) {
-    record_json({{"type", "target_appeared"}, {"time_ns", clock_.now_ns()}, {"processes", procs}},
-                cfg_.target->describe() + ": " + std::to_string(procs) +
-                    " process(es) appeared; probing their knobs");
+    record(EventKind::TargetAppeared, {{"processes", procs}},
+           cfg_.target->describe() + ": " + std::to_string(procs) +
+               " process(es) appeared; probing their knobs");
     start_engine();
     return false;
   }
   if (empty != s.target_empty) {
     s.target_empty = empty;
     if (empty)
-      record_json({{"type", "target_empty"}, {"time_ns", clock_.now_ns()}},
-                  cfg_.target->describe() +
-                      " has no process now; windows are not judged until one appears");
+      record(EventKind::TargetEmpty, json::object(),
+             cfg_.target->describe() +
+                 " has no process now; windows are not judged until one appears");
     else
-      record_json({{"type", "target_returned"}, {"time_ns", clock_.now_ns()}, {"processes", procs}},
-                  cfg_.target->describe() + ": " + std::to_string(procs) +
-                      " process(es) again; the settings in force are applied to them");
+      record(EventKind::TargetReturned, {{"processes", procs}},
+             cfg_.target->describe() + ": " + std::to_string(procs) +
+                 " process(es) again; the settings in force are applied to them");
   } else if (!empty) {
     return true;
   }
@@ -461,31 +301,12 @@ bool Runtime::track_target_tasks() {
 }
 
 void Runtime::handle(engine::Output out) {
-  for (const auto& e : out.events) record(e);
+  for (const auto& e : out.events) events_.record(e);
   for (auto& a : out.actions) {
     if (!session_) return;
     Session& s = *session_;
     if (auto* ap = std::get_if<engine::ApplyAction>(&a)) {
-      ApplyResult r = s.knobs->apply(ap->config, ap->who + ": " + ap->why);
-      engine::ApplyOutcome o;
-      // The machine is the truth: read back what is in force now.
-      Config now = s.knobs->read_current();
-      for (const auto& [k, v] : now)
-        if (ap->config.count(k)) o.applied[k] = v;
-      std::string errors;
-      for (const auto& kr : r.results) {
-        if (kr.status == KnobResult::Status::Yielded) o.yielded.push_back(kr.knob);
-        if (kr.status == KnobResult::Status::Failed || kr.status == KnobResult::Status::Rejected ||
-            kr.status == KnobResult::Status::Unavailable)
-          errors += (errors.empty() ? "" : "; ") + kr.knob + ": " + kr.error;
-      }
-      o.error = errors;
-      if (!errors.empty()) apply_errors_ += (apply_errors_.empty() ? "" : "; ") + errors;
-      if (!r.all_ok())
-        record_json(
-            {{"type", "apply_result"}, {"time_ns", clock_.now_ns()}, {"result", r.to_json()}},
-            "apply was not fully done: " + r.to_json().dump(), false);
-      handle(s.engine->on_apply_outcome(o));
+      handle(s.engine->on_apply_outcome(executor_.apply(*s.knobs, *ap)));
     } else if (auto* call = std::get_if<engine::CallAgentAction>(&a)) {
       call_agent(call->role, std::move(call->context));
     } else if (auto* cancel = std::get_if<engine::CancelAgentAction>(&a)) {
@@ -506,18 +327,16 @@ void Runtime::call_agent(AgentRole role, AgentContext ctx) {
                   {"completion_tokens", reply.usage.completion_tokens},
                   {"latency_ms", reply.usage.latency_ms},
                   {"cost_usd", reply.usage.cost_usd}};
-    record_json({{"type", "agent_reply"},
-                 {"time_ns", clock_.now_ns()},
-                 {"role", to_string(role)},
-                 {"candidates", reply.candidates.size()},
-                 {"wants_more_evidence", reply.wants_more_evidence},
-                 {"rejected", reply.rejected},
-                 {"error", reply.error},
-                 {"usage", usage}},
-                std::string(to_string(role)) + " replied in " +
-                    std::to_string(static_cast<long long>(reply.usage.latency_ms)) + " ms with " +
-                    std::to_string(reply.candidates.size()) + " candidate(s)",
-                false);
+    record(EventKind::AgentReply,
+           {{"role", to_string(role)},
+            {"candidates", reply.candidates.size()},
+            {"wants_more_evidence", reply.wants_more_evidence},
+            {"rejected", reply.rejected},
+            {"error", reply.error},
+            {"usage", usage}},
+           std::string(to_string(role)) + " replied in " +
+               std::to_string(static_cast<long long>(reply.usage.latency_ms)) + " ms with " +
+               std::to_string(reply.candidates.size()) + " candidate(s)");
     if (session_->target_empty) {
       // Nothing to apply it to: it waits for the target's processes to return.
       session_->deferred_replies.emplace_back(role, std::move(reply));
@@ -528,21 +347,8 @@ void Runtime::call_agent(AgentRole role, AgentContext ctx) {
   });
 }
 
-void Runtime::record(const engine::Event& e) {
-  // Decisions go to stderr; the rest (windows, calls, skipped trials) at debug.
-  const bool quiet = e.type == "window" || e.type == "agent_called" || e.type == "agent_waiting" ||
-                     e.type == "trial_skipped";
-  json j = e.to_json();
-  if (e.type == "window") j["metric"] = to_string(cfg_.metric);
-  record_json(std::move(j), e.summary, !quiet);
-}
-
-void Runtime::record_json(json j, const std::string& line, bool info) {
-  // The one line for people travels with the event (history, D-Bus, watch).
-  if (!line.empty() && !j.contains("summary")) j["summary"] = line;
-  HistoryEvent ev = history_.append(std::move(j));
-  if (!line.empty()) (info ? log::info(line) : log::debug(line));
-  if (on_event) on_event(ev);
+void Runtime::record(EventKind kind, json fields, const std::string& summary) {
+  events_.record(kind, std::move(fields), summary);
 }
 
 void Runtime::status_changed() {
@@ -551,7 +357,7 @@ void Runtime::status_changed() {
 
 // ---------------------------------------------------------------- control surface
 
-Runtime::Session& Runtime::need_session(const char* what) {
+Session& Runtime::need_session(const char* what) {
   if (!session_)
     throw ControlError("NotRunning", std::string("cannot ") + what +
                                          ": not tuning (set a target with specactctl target, then "
@@ -587,7 +393,7 @@ StatusSnapshot Runtime::status() {
   s.confirmed = e.confirmed();
   s.baseline = e.baseline();
   s.pinned = e.pinned();
-  s.last_window = last_window_.is_null() ? json(nullptr) : last_window_;
+  s.last_window = last_window_.window;
   s.baseline_p95_us = e.baseline_p95_us().value_or(0);
   s.hit_rate = e.hit_rate();
   s.windows = e.windows();
@@ -682,23 +488,23 @@ void Runtime::set_target(const json& target) {
 }
 
 void Runtime::revert() {
-  apply_errors_.clear();
+  executor_.clear_errors();
   handle(need_engine("revert").revert_to_baseline());
   status_changed();
-  if (!apply_errors_.empty())
-    throw ControlError("Failed", "the baseline was not fully restored: " + apply_errors_);
+  if (!executor_.errors().empty())
+    throw ControlError("Failed", "the baseline was not fully restored: " + executor_.errors());
 }
 
 void Runtime::pin(const std::string& knob, int64_t value) {
   engine::Engine& e = need_engine("pin");
-  apply_errors_.clear();
+  executor_.clear_errors();
   handle(e.pin(knob, value));
   status_changed();
-  if (apply_errors_.empty()) return;
+  if (executor_.errors().empty()) return;
   // The caller is told the pin failed, so it must not stay in force either.
   if (session_ && session_->engine) handle(session_->engine->unpin(knob));
-  throw ControlError(
-      "Failed", "pin " + knob + "=" + std::to_string(value) + " was not applied: " + apply_errors_);
+  throw ControlError("Failed", "pin " + knob + "=" + std::to_string(value) +
+                                   " was not applied: " + executor_.errors());
 }
 
 void Runtime::unpin(const std::string& knob) {

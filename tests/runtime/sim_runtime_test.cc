@@ -219,6 +219,47 @@ TEST_F(SimRuntime, TunesTheSimulatedKernelRecordsEveryStepAndRestores) {
   EXPECT_EQ(h.back()["reason"], "test over");
 }
 
+// The runtime tells the engine what is in force from the knob layer's apply
+// result: the machine is probed once for the baseline, not after every write.
+TEST_F(SimRuntime, AppliesAreNotFollowedByAProbeOfEveryKnob) {
+  agents_.speculator = small_slice;
+  agents_.actor = small_slice;
+  open();
+  windows(10);
+  ASSERT_GE(machine_.applies.size(), 1u);
+  EXPECT_EQ(machine_.reads, 1u) << machine_.applies.size() << " applies";
+}
+
+// One more subscriber on the event sink (an exporter, say) sees every event
+// the history has, in order, with its typed kind.
+TEST_F(SimRuntime, AnotherSubscriberSeesEveryEventWithItsKind) {
+  struct Counter : EventSubscriber {
+    std::vector<engine::EventKind> kinds;
+    std::vector<uint64_t> seqs;
+    void on_event(const RecordedEvent& e) override {
+      kinds.push_back(e.kind);
+      seqs.push_back(e.entry.seq);
+    }
+  } counter;
+  agents_.speculator = small_slice;
+  Runtime& rt = open();
+  rt.events().subscribe(counter);
+  windows(5);
+  rt.shutdown("test over");
+  rt.events().unsubscribe(counter);
+  const std::vector<json> h = history();
+  ASSERT_FALSE(counter.kinds.empty());
+  const size_t first = static_cast<size_t>(counter.seqs.front()) - 1;
+  ASSERT_EQ(h.size(), first + counter.kinds.size());
+  for (size_t i = 0; i < counter.kinds.size(); ++i) {
+    EXPECT_EQ(counter.seqs[i], h[first + i]["seq"]);
+    EXPECT_EQ(engine::to_string(counter.kinds[i]), h[first + i]["type"].get<std::string>());
+  }
+  EXPECT_NE(std::find(counter.kinds.begin(), counter.kinds.end(), engine::EventKind::Applied),
+            counter.kinds.end());
+  EXPECT_EQ(counter.kinds.back(), engine::EventKind::Stopped);
+}
+
 // A write the knob layer could not do: the pin fails with Failed, is
 // released, and the failure is in the history.
 TEST_F(SimRuntime, FailedPinIsFailedAndReleased) {
@@ -393,10 +434,18 @@ TEST_F(SimRuntime, DbusPayloadsCarryTheWindowPhaseEventsAndStatus) {
   };
   std::vector<json> payloads;
   std::vector<HistoryEvent> events;
+  std::vector<std::string> signals;  // "WindowMeasured" or the event's type, in order
   size_t status_changes = 0;
   Runtime& rt = open();
-  rt.on_window = [&](const json& w) { payloads.push_back(w); };
-  rt.on_event = [&](const HistoryEvent& e) { events.push_back(e); };
+  rt.on_window = [&](const json& w) {
+    payloads.push_back(w);
+    signals.push_back("WindowMeasured");
+    EXPECT_EQ(rt.status().last_window, w) << "GetStatus already shows the window";
+  };
+  rt.on_event = [&](const HistoryEvent& e) {
+    events.push_back(e);
+    signals.push_back(e.data["type"].get<std::string>());
+  };
   rt.on_status_changed = [&] { ++status_changes; };
   windows(6);
 
@@ -424,6 +473,11 @@ TEST_F(SimRuntime, DbusPayloadsCarryTheWindowPhaseEventsAndStatus) {
   ASSERT_EQ(h.size(), first + events.size());
   for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(event_to_json(events[i]), h[first + i]);
   EXPECT_GT(status_changes, 0u);
+  for (size_t i = 0; i < signals.size(); ++i)
+    if (signals[i] == "WindowMeasured") {
+      ASSERT_LT(i + 1, signals.size());
+      EXPECT_EQ(signals[i + 1], "window") << "WindowMeasured comes just before its event";
+    }
 
   json status = status_to_json(rt.status(), "test");
   EXPECT_EQ(status["state"], "running");

@@ -11,6 +11,7 @@
 #include "common/bounded_regex.h"
 #include "common/modes.h"
 #include "metrics/sampler.h"
+#include "observe/textfile_writer.h"
 
 namespace specact {
 
@@ -215,6 +216,29 @@ void parse_dbus(const json& j, DbusSettings& d) {
   if (j.contains("bus_address")) d.bus_address = get_string(j, path, "bus_address");
 }
 
+void parse_metrics(const json& j, observe::MetricsSettings& m) {
+  const std::string path = "metrics";
+  check_keys(j, path, {"listen", "allow_wildcard", "textfile", "max_connections", "timeout_ms"});
+  if (j.contains("allow_wildcard")) m.allow_wildcard = get_bool(j, path, "allow_wildcard");
+  if (j.contains("listen") && !j.at("listen").is_null()) {
+    const std::string text = get_string(j, path, "listen");
+    try {
+      m.listen = observe::parse_listen_address(text, m.allow_wildcard);
+    } catch (const observe::ListenAddressError& e) {
+      fail(path + ".listen", e.what());
+    }
+  }
+  if (j.contains("textfile") && !j.at("textfile").is_null()) {
+    m.textfile = get_string(j, path, "textfile");
+    const std::string why = observe::check_textfile_path(m.textfile);
+    if (!why.empty()) fail(path + ".textfile", "'" + m.textfile + "' " + why);
+  }
+  if (j.contains("max_connections"))
+    m.max_connections = static_cast<size_t>(get_int(j, path, "max_connections", 1, 1024));
+  if (j.contains("timeout_ms"))
+    m.timeout_ms = static_cast<int>(get_int(j, path, "timeout_ms", 100, 600'000));
+}
+
 // Makes the config's target policy the one TargetSpec::from_json sees while the
 // config is parsed (knobs.background is parsed by the knobs module).
 class ScopedTargetPolicy {
@@ -234,7 +258,7 @@ RunConfig RunConfig::from_json(const json& j) {
   RunConfig c;
   check_keys(j, "",
              {"target", "background", "objective", "window_ms", "mode", "knobs", "speculator",
-              "actor", "safety", "budgets", "engine", "state_dir", "dbus", "log_level",
+              "actor", "safety", "budgets", "engine", "state_dir", "dbus", "metrics", "log_level",
               "max_target_pids", "allow_init_and_self"});
   if (j.contains("max_target_pids"))
     c.target_policy.max_pids = static_cast<size_t>(get_int(j, "", "max_target_pids", 1, 1'000'000));
@@ -290,6 +314,7 @@ RunConfig RunConfig::from_json(const json& j) {
   if (j.contains("budgets")) parse_budgets(j.at("budgets"), c.engine);
   if (j.contains("engine")) parse_engine(j.at("engine"), c.engine);
   if (j.contains("dbus")) parse_dbus(j.at("dbus"), c.dbus);
+  if (j.contains("metrics")) parse_metrics(j.at("metrics"), c.metrics);
   if (j.contains("log_level")) {
     c.log_level = get_string(j, "", "log_level");
     if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&

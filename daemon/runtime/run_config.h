@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "knobs/knob_manager.h"
 #include "metrics/sampler.h"
+#include "observe/observer.h"
 #include "target/target.h"
 
 namespace specact {
@@ -39,6 +40,7 @@ struct RunConfig {
   AgentConfig actor;
   std::string state_dir = "/var/lib/specactd";
   DbusSettings dbus;
+  observe::MetricsSettings metrics;  // Prometheus endpoint and textfile (off by default)
   std::string log_level = "info";
   // max_target_pids, allow_init_and_self; `specactd run` installs it with
   // set_target_policy() so D-Bus SetTarget follows the same rules.

@@ -2,11 +2,14 @@
 
 #include <chrono>
 #include <csignal>
+#include <ctime>
 
 #include "common/log.h"
 #include "common/modes.h"
 #include "dbus/dbus_service.h"
 #include "dbus/systemd_notify.h"
+#include "observe/journal_sink.h"
+#include "observe/observer.h"
 #include "runtime/linux_platform.h"
 
 namespace specact {
@@ -49,8 +52,14 @@ Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironme
   // listener reading GetStatus sees it as last_window.
   events_.subscribe(history_);
   events_.subscribe(last_window_);
-  events_.subscribe(stderr_log_);
+  // As a systemd service, decisions are structured journal entries instead of
+  // stderr lines.
+  if (observe::stderr_is_journal())
+    events_.subscribe(journal_log_);
+  else
+    events_.subscribe(stderr_log_);
   events_.subscribe(surface_signals_);
+  events_.subscribe(metrics_feed_);
 }
 
 Runtime::~Runtime() {
@@ -58,6 +67,8 @@ Runtime::~Runtime() {
   if (dbus_) dbus_->shutdown();
   dbus_.reset();
   if (session_) stop_session("exit");
+  metrics_feed_.observer = nullptr;
+  observer_.reset();
 }
 
 const engine::Engine* Runtime::engine() const {
@@ -92,6 +103,7 @@ void Runtime::open() {
   history_.open(cfg_.state_dir);
   started_ns_ = clock_.now_ns();
   notifier_ = std::make_unique<SystemdNotifier>(io_);
+  start_observer();
   record(EventKind::Started,
          {{"time_ns", started_ns_},
           {"mode", engine::to_string(cfg_.engine.mode)},
@@ -103,6 +115,25 @@ void Runtime::open() {
              std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
   if (cfg_.target) start_session();  // startup errors propagate: the config is unusable
   start_dbus();
+}
+
+void Runtime::MetricsFeed::on_event(const RecordedEvent& e) {
+  if (observer) observer->on_event(e.entry.data);
+}
+
+void Runtime::start_observer() {
+  observe::Observer::Options o;
+  o.metrics = cfg_.metrics;
+#ifdef SPECACT_VERSION
+  o.version = SPECACT_VERSION;
+#endif
+  o.objective_metric = to_string(cfg_.metric);
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  o.start_time_seconds = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+  observer_ = std::make_unique<observe::Observer>(std::move(o), io_, [this] { return status(); });
+  observer_->start();  // MetricsServerError: the address cannot be listened on
+  metrics_feed_.observer = observer_.get();
 }
 
 void Runtime::start_dbus() {
@@ -134,6 +165,7 @@ void Runtime::shutdown(const std::string& why) {
   record(EventKind::Stopped, {{"reason", why}}, "specactd stopped (" + why + ")");
   if (dbus_) dbus_->shutdown();
   dbus_.reset();
+  if (observer_) observer_->stop();
   io_.stop();
 }
 
@@ -233,6 +265,7 @@ void Runtime::close_window() {
   if (!yielded.empty()) handle(s.engine->on_yielded(yielded));
 
   Window w = s.metrics->close_window(clock_.now_ns());
+  if (observer_) observer_->on_window(w);  // its histograms, which no event carries
   // The window event's payload reaches the D-Bus window hook and
   // last_window_ through the event sink.
   handle(s.engine->on_window(w));

@@ -21,6 +21,7 @@
 #include "runtime/action_executor.h"
 #include "runtime/event_sink.h"
 #include "runtime/history_log.h"
+#include "runtime/journal_log.h"
 #include "runtime/platform.h"
 #include "runtime/run_config.h"
 #include "runtime/session.h"
@@ -29,6 +30,9 @@ namespace specact {
 
 class DbusService;
 class SystemdNotifier;
+namespace observe {
+class Observer;
+}
 
 // What the runtime runs against; each must outlive the Runtime. Null: the
 // real machine (LinuxPlatform), the agents library on the loop, the steady
@@ -84,6 +88,12 @@ class Runtime : public ControlSurface {
     void on_event(const RecordedEvent& e) override;
   };
 
+  // Every event to the Prometheus outputs, once open() has started them.
+  struct MetricsFeed : EventSubscriber {
+    observe::Observer* observer = nullptr;
+    void on_event(const RecordedEvent& e) override;
+  };
+
   void start_session();
   void start_engine();
   void stop_session(const std::string& why);
@@ -103,6 +113,9 @@ class Runtime : public ControlSurface {
   void status_changed();
   // The D-Bus hook: serves this ControlSurface as org.specact.Daemon1.
   void start_dbus();
+  // The Prometheus hook: endpoint and textfile (daemon/observe), fed by
+  // metrics_feed_ and by close_window (the windows' histograms).
+  void start_observer();
 
   RunConfig cfg_;
   boost::asio::io_context& io_;
@@ -118,7 +131,9 @@ class Runtime : public ControlSurface {
   HistoryLog history_;
   LastWindow last_window_;
   StderrLog stderr_log_;
+  JournalLog journal_log_{stderr_log_};  // instead of stderr_log_ under systemd
   ControlSurfaceSignals surface_signals_{*this};
+  MetricsFeed metrics_feed_;
   SessionBuilder builder_;
   ActionExecutor executor_;
 
@@ -129,6 +144,7 @@ class Runtime : public ControlSurface {
   std::unique_ptr<Session> session_;
   std::unique_ptr<DbusService> dbus_;
   std::unique_ptr<SystemdNotifier> notifier_;
+  std::unique_ptr<observe::Observer> observer_;
   int64_t started_ns_ = 0;
   bool stopping_ = false;
   StatusSnapshot last_stopped_;  // what status() shows between sessions

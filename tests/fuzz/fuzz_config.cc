@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fuzz_support.h"
+#include "observe/textfile_writer.h"
 #include "runtime/run_config.h"
 #include "target_oracle.h"
 
@@ -61,6 +62,17 @@ void check_accepted(const RunConfig& c, const json& j) {
   if (c.target) fuzz::check_target(*c.target, j.at("target"));
   if (j.contains("background") && c.knobs.background)
     fuzz::check_target(*c.knobs.background, j.at("background"));
+  // No wildcard listener unless the file asked for one; a textfile path the
+  // writer accepts.
+  if (c.metrics.listen) {
+    FUZZ_CHECK(c.metrics.listen->port >= 1, c.metrics.listen->to_string());
+    FUZZ_CHECK(!c.metrics.listen->address.is_unspecified() || c.metrics.allow_wildcard,
+               "wildcard listener accepted without metrics.allow_wildcard");
+  }
+  if (!c.metrics.textfile.empty())
+    FUZZ_CHECK(observe::check_textfile_path(c.metrics.textfile).empty(), c.metrics.textfile);
+  FUZZ_CHECK(c.metrics.max_connections >= 1 && c.metrics.max_connections <= 1024,
+             std::to_string(c.metrics.max_connections));
   // What the daemon reports about its config must serialise.
   (void)c.knobs.to_json().dump();
   (void)c.speculator.to_json().dump();

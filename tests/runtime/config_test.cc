@@ -82,6 +82,25 @@ TEST(RunConfig, DefaultsAndNullTarget) {
   EXPECT_EQ(c.state_dir, "/var/lib/specactd");
   EXPECT_TRUE(c.dbus.enabled);
   EXPECT_FALSE(c.dbus.required);
+  EXPECT_FALSE(c.metrics.any());  // no endpoint, no textfile unless configured
+}
+
+TEST(RunConfig, MetricsSection) {
+  RunConfig c = RunConfig::from_json(json::parse(R"({"metrics": {"listen": "127.0.0.1:9477",
+      "textfile": "/var/lib/prometheus/node-exporter/specact.prom", "max_connections": 2,
+      "timeout_ms": 2000}})"));
+  ASSERT_TRUE(c.metrics.listen);
+  EXPECT_EQ(c.metrics.listen->to_string(), "127.0.0.1:9477");
+  EXPECT_EQ(c.metrics.textfile, "/var/lib/prometheus/node-exporter/specact.prom");
+  EXPECT_EQ(c.metrics.max_connections, 2u);
+  EXPECT_EQ(c.metrics.timeout_ms, 2000);
+  // Every interface only when asked for, in either order of the keys.
+  c = RunConfig::from_json(
+      json::parse(R"({"metrics": {"listen": "[::]:9477", "allow_wildcard": true}})"));
+  ASSERT_TRUE(c.metrics.listen);
+  EXPECT_TRUE(c.metrics.listen->address.is_unspecified());
+  c = RunConfig::from_json(json::parse(R"({"metrics": {"listen": null, "textfile": null}})"));
+  EXPECT_FALSE(c.metrics.any());
 }
 
 TEST(RunConfig, BadInputNamesTheKeyPath) {
@@ -129,6 +148,21 @@ TEST(RunConfig, BadInputNamesTheKeyPath) {
       {R"({"target": {"pids": [2, 3, 4]}, "max_target_pids": 2})", "the limit is 2"},
       {R"({"target": {"comm": "(a)\\1"}})", "target: malformed comm regex"},
       {R"([1, 2])", "expected an object"},
+      {R"({"metrics": {"listen": "0.0.0.0:9477"}})",
+       "metrics.listen: 0.0.0.0:9477 listens on every"},
+      {R"({"metrics": {"listen": "[::]:9477"}})", "set metrics.allow_wildcard to true"},
+      {R"({"metrics": {"listen": "localhost:9477"}})",
+       "metrics.listen: 'localhost' is not a numeric"},
+      {R"({"metrics": {"listen": "127.0.0.1"}})", "metrics.listen: '127.0.0.1' has no port"},
+      {R"({"metrics": {"listen": 9477}})", "metrics.listen: expected a string"},
+      {R"({"metrics": {"listen": "127.0.0.1:9477", "allow_wildcard": 1}})",
+       "metrics.allow_wildcard: expected true or false"},
+      {R"({"metrics": {"textfile": "specact.prom"}})",
+       "metrics.textfile: 'specact.prom' must be an absolute"},
+      {R"({"metrics": {"textfile": "/var/lib/node/specact.txt"}})", "must end in .prom"},
+      {R"({"metrics": {"max_connections": 0}})", "metrics.max_connections: 0 is outside [1, 1024]"},
+      {R"({"metrics": {"timeout_ms": 5}})", "metrics.timeout_ms: 5 is outside"},
+      {R"({"metrics": {"port": 9477}})", "metrics.port: unknown key"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(json::parse(c.json));

@@ -1,0 +1,27 @@
+// Where event lines go when the daemon runs as a systemd service (its stderr
+// is the journal, observe::stderr_is_journal()): decisions become structured
+// journal entries with SPECACT_* fields and a MESSAGE_ID
+// (daemon/observe/journal_events.h), carrying the same MESSAGE the stderr
+// line would have; every other event, and a decision the journal refused,
+// goes to the StderrLog as before. Subscribed instead of the StderrLog, so no
+// line is logged twice.
+#pragma once
+
+#include "observe/journal_sink.h"
+#include "observe/rate_limited_warning.h"
+#include "runtime/event_sink.h"
+
+namespace specact {
+
+class JournalLog : public EventSubscriber {
+ public:
+  explicit JournalLog(StderrLog& lines) : lines_(lines) {}
+  void on_event(const RecordedEvent& e) override;
+
+ private:
+  StderrLog& lines_;
+  observe::JournalSink journal_;
+  observe::RateLimitedWarning refused_;
+};
+
+}  // namespace specact

@@ -7,7 +7,10 @@
 #     system bus, for root and for an unprivileged user,
 #   - the unprivileged user is refused a mutating call,
 #   - a pinned knob is applied, and `systemctl stop specactd` puts it back
-#     (and leaves every global sysctl the catalogue knows as it found it).
+#     (and leaves every global sysctl the catalogue knows as it found it),
+#   - the hardened unit serves Prometheus metrics (metrics.listen) that show
+#     the pinned knob, and decisions reach the journal as structured entries
+#     (`journalctl -u specactd SPECACT_EVENT=reverted`), each line once.
 #
 # Usage: run_e2e.sh BUILD_DIR   (as root; env SPECACT_E2E_CACHE, default
 # /var/cache/specact-e2e, keeps the debootstrapped rootfs between runs)
@@ -75,6 +78,22 @@ for f in /usr/sbin/specactd /usr/bin/specactctl /lib/systemd/system/specactd.ser
          /usr/share/dbus-1/system-services/org.specact.Daemon1.service /etc/specactd/specactd.json; do
   [[ -e $root$f ]] || fail "cmake --install did not install $f"
 done
+# Prometheus metrics on a free port: nspawn shares the host's network here, so
+# the host reads them as a scraper would.
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 - "$root/etc/specactd/specactd.json" "$metrics_port" <<'PY'
+import json, sys
+path, port = sys.argv[1], sys.argv[2]
+cfg = json.load(open(path))
+cfg["metrics"] = {"listen": "127.0.0.1:" + port}
+json.dump(cfg, open(path, "w"), indent=2)
+PY
+scrape() {
+  python3 -c 'import sys, urllib.request
+h = urllib.request.ProxyHandler({})
+print(urllib.request.build_opener(h).open(sys.argv[1], timeout=10).read().decode())' \
+    "http://127.0.0.1:$metrics_port/metrics"
+}
 missing=$(chroot "$root" ldd /usr/sbin/specactd /usr/bin/specactctl | grep "not found" || true)
 [[ -z $missing ]] || fail "runtime libraries missing in the rootfs: $missing"
 
@@ -130,6 +149,9 @@ if ! in_ct systemctl start specactd; then
 fi
 [[ $(in_ct systemctl is-active specactd) == active ]] || fail "specactd not active"
 step "specactd active"
+metrics=$(scrape) || fail "no Prometheus metrics on 127.0.0.1:$metrics_port"
+grep -qx 'specact_state{state="stopped"} 1' <<<"$metrics" || fail "metrics do not show the state: $(head -20 <<<"$metrics")"
+step "metrics served on 127.0.0.1:$metrics_port"
 
 ctl() { "$build/ctl/specactctl" "$@"; }
 ctl_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$build/ctl/specactctl" "$@"; }
@@ -187,6 +209,48 @@ ctl target --unit specact-demo.service >/dev/null || fail "target after restart 
 ctl pin task.nice=7 >/dev/null || fail "pin after restart failed"
 for _ in $(seq 1 20); do [[ $(nice_of "$demo_pid") == 7 ]] && break; sleep 0.25; done
 [[ $(nice_of "$demo_pid") == 7 ]] || fail "pinned nice not applied after restart"
+grep -qx 'specact_knob_value{knob="task.nice",config="current"} 7' <<<"$(scrape)" ||
+  fail "metrics do not show the pinned task.nice=7"
+
+# Structured journal: a revert by the user is an entry with the knob, the old
+# and new value and who did it, found by its field; its line is not also
+# printed on stderr. Paused first, so no agent moves task.nice meanwhile.
+ctl pause >/dev/null || fail "pause failed"
+ctl unpin task.nice >/dev/null || fail "unpin failed"
+ctl revert >/dev/null || fail "revert failed"
+[[ $(nice_of "$demo_pid") == "$nice_before" ]] || fail "revert did not put nice back"
+sleep 1  # journald files what it got
+in_ct journalctl -u specactd SPECACT_EVENT=reverted -o json --no-pager >"$work/reverted.json" ||
+  fail "journalctl SPECACT_EVENT=reverted failed"
+in_ct journalctl -u specactd -o json --no-pager >"$work/journal.json" || fail "journalctl failed"
+python3 - "$work/reverted.json" "$work/journal.json" "$nice_before" <<'PY' || fail "structured journal entries are not as documented"
+import json, sys
+reverted = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+entries = [e for e in reverted if e.get("SPECACT_KNOB") == "task.nice"]
+assert len(entries) == 1, f"task.nice reverted entries: {reverted}"
+e = entries[0]
+want = {"SPECACT_EVENT": "reverted", "SPECACT_WHO": "user", "SPECACT_OLD": "7",
+        "SPECACT_NEW": sys.argv[3], "SPECACT_WHY": "revert to baseline",
+        "MESSAGE_ID": "37146415c54a49339124f56a16dc5e3a", "_SYSTEMD_UNIT": "specactd.service",
+        "SYSLOG_IDENTIFIER": "specactd", "PRIORITY": "5"}
+for k, v in want.items():
+    assert e.get(k) == v, f"{k}: {e.get(k)!r}, wanted {v!r} in {e}"
+# One entry per changed knob, all of one event (SPECACT_SEQ); no plain line.
+lines = [j for j in map(json.loads, filter(str.strip, open(sys.argv[2])))
+         if str(j.get("MESSAGE", "")).startswith("reverted to baseline")]
+plain = [j for j in lines if "SPECACT_EVENT" not in j]
+assert not plain, f"the revert's line was also printed on stderr: {plain}"
+assert {j["SPECACT_SEQ"] for j in lines} == {e["SPECACT_SEQ"]}, lines
+print("journal:", e["MESSAGE"], {k: e[k] for k in want})
+PY
+by_id=$(in_ct journalctl -u specactd MESSAGE_ID=37146415c54a49339124f56a16dc5e3a -o cat --no-pager | wc -l)
+((by_id >= 1)) || fail "journalctl MESSAGE_ID=... found nothing"
+step "structured journal: reverted entry with SPECACT_KNOB/OLD/NEW/WHO, found by field and MESSAGE_ID"
+ctl resume >/dev/null || fail "resume failed"
+ctl pin task.nice=7 >/dev/null || fail "pin after revert failed"
+for _ in $(seq 1 20); do [[ $(nice_of "$demo_pid") == 7 ]] && break; sleep 0.25; done
+[[ $(nice_of "$demo_pid") == 7 ]] || fail "pinned nice not applied after the revert"
+
 in_ct journalctl -u specactd --no-pager -n 15 -o cat | cut -c1-200 || true
 in_ct systemctl stop specactd
 [[ $(in_ct systemctl is-active specactd || true) != active ]] || fail "specactd still active after stop"

@@ -2,7 +2,11 @@
 // prometheus), and running promtool on exposition text.
 #pragma once
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +31,61 @@ inline std::string find_program(const std::string& name) {
     at = colon + 1;
   }
   return "";
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for a server the test
+// starts next; the kernel does not hand it out again at once).
+inline uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  uint16_t port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+    port = ntohs(sa.sin_port);
+  close(fd);
+  return port;
+}
+
+struct HttpReply {
+  long status = 0;  // 0: no answer
+  std::string body;
+};
+
+// GET over libcurl, never through a proxy (the tests talk to 127.0.0.1 only).
+inline HttpReply http_get(const std::string& url, long timeout_ms = 10'000) {
+  HttpReply r;
+  CURL* c = curl_easy_init();
+  if (!c) return r;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(
+      c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(p, size * n);
+        return size * n;
+      });
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_cleanup(c);
+  return r;
+}
+
+// A query string value, percent-encoded.
+inline std::string url_encode(const std::string& s) {
+  std::string out;
+  char buf[4];
+  for (unsigned char ch : s) {
+    if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += static_cast<char>(ch);
+    } else {
+      std::snprintf(buf, sizeof buf, "%%%02X", ch);
+      out += buf;
+    }
+  }
+  return out;
 }
 
 }  // namespace specact::testing

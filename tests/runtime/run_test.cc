@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "bus_fixture.h"
+#include "observe/metrics_server.h"
+#include "observe_test_util.h"
 #include "runtime_test_util.h"
 #include "subprocess.h"
 #include "target/target.h"
@@ -436,6 +438,168 @@ TEST_F(RunKernel, FullStateDirIsAWarningAndAFailedPin) {
     ++warnings;
   EXPECT_EQ(warnings, 1u) << "one warning a minute, not one per line:\n" << output;
   expect_restored();
+}
+
+// Issue 17: a real Prometheus (Debian's) scrapes a running `specactd run` on
+// 127.0.0.1; what its HTTP API returns for the objective's p95 and a knob
+// value is what `specactctl status --json` says, and promtool accepts the
+// endpoint's and the textfile's text.
+class PrometheusScrape : public RunKernel {
+ protected:
+  // The instant vector for `query` from Prometheus's HTTP API (empty on error).
+  json query(uint16_t port, const std::string& q) {
+    auto r = testing::http_get("http://127.0.0.1:" + std::to_string(port) +
+                               "/api/v1/query?query=" + testing::url_encode(q));
+    if (r.status != 200) return json::array();
+    json j = json::parse(r.body, nullptr, false);
+    if (!j.is_object() || j.value("status", "") != "success") return json::array();
+    return j["data"]["result"];
+  }
+  static double value_of(const json& sample) {
+    return std::stod(sample["value"][1].get<std::string>());
+  }
+  void drain(Subprocess& p, std::string& out) {
+    std::string line;
+    while (p.read_line(line, 0)) out += line + "\n";
+  }
+};
+
+TEST_F(PrometheusScrape, ItsApiAgreesWithTheStatusAndPromtoolPasses) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  SPECACT_REQUIRE_PROGRAM("prometheus");
+  SPECACT_REQUIRE_PROGRAM("promtool");
+  testing::PrivateBus bus;
+  const std::string state = dir_.path() + "/state";
+  const std::string textdir = dir_.path() + "/node-exporter";
+  std::filesystem::create_directories(textdir);
+  const uint16_t metrics_port = testing::free_port();
+  json cfg = bus_config({{"pid", workload_->pid()}}, state, bus.address());
+  // Windows of 2 s: Prometheus (every 1 s) then has the window the status shows.
+  cfg["window_ms"] = 2000;
+  cfg["metrics"] = {{"listen", "127.0.0.1:" + std::to_string(metrics_port)},
+                    {"textfile", textdir + "/specact.prom"}};
+  const std::string cfg_path = write_file(dir_.path() + "/c.json", cfg.dump());
+  Subprocess d({SPECACTD_BIN, "run", "--config", cfg_path}, true);
+  std::string output;
+  ASSERT_TRUE(wait_until_answering(bus.address(), d, output).is_object()) << output;
+  // A knob value that holds still: the actor is idle (only the user acts).
+  CtlRun pin = specactctl(bus.address(), {"pin", "task.nice=5"});
+  ASSERT_EQ(pin.code, 0) << pin.output;
+
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics";
+  auto scrape = testing::http_get(endpoint);
+  ASSERT_EQ(scrape.status, 200) << output;
+  auto lint = observe::promtool_check_metrics(scrape.body);
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  EXPECT_EQ(lint.output, "");
+  EXPECT_NE(scrape.body.find("specact_knob_value{knob=\"task.nice\",config=\"current\"} 5\n"),
+            std::string::npos)
+      << scrape.body;
+
+  const uint16_t prom_port = testing::free_port();
+  const std::string prom_dir = dir_.path() + "/prometheus";
+  std::filesystem::create_directories(prom_dir + "/data");
+  write_file(prom_dir + "/prometheus.yml",
+             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+             "scrape_configs:\n  - job_name: specact\n    static_configs:\n"
+             "      - targets: ['127.0.0.1:" +
+                 std::to_string(metrics_port) + "']\n");
+  Subprocess prom(
+      {testing::find_program("prometheus"), "--config.file=" + prom_dir + "/prometheus.yml",
+       "--storage.tsdb.path=" + prom_dir + "/data",
+       "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+      true);
+  std::string prom_log;
+
+  // Prometheus has scraped the pin.
+  json nice;
+  for (int i = 0; i < 600 && nice.empty(); ++i) {
+    drain(prom, prom_log);
+    nice = query(prom_port, "specact_knob_value{knob=\"task.nice\",config=\"current\"} == 5");
+    if (nice.empty()) usleep(100'000);
+  }
+  ASSERT_EQ(nice.size(), 1u) << prom_log;
+  EXPECT_EQ(value_of(nice[0]), 5);
+  EXPECT_EQ(nice[0]["metric"]["job"], "specact");
+
+  // The p95 of one window, read from Prometheus and from the status: retried
+  // until a scrape and the status show the same window.
+  bool compared = false;
+  json status;
+  for (int i = 0; i < 120 && !compared; ++i) {
+    drain(prom, prom_log);
+    // Raw samples (a range selector): each carries its own scrape's timestamp.
+    json both =
+        query(prom_port, "{__name__=~\"specact_objective_p95_seconds|specact_window_index\"}[10s]");
+    json p95, index;
+    for (const auto& s : both)
+      if (s.contains("values") && !s["values"].empty())
+        (s["metric"]["__name__"] == "specact_window_index" ? index : p95) = {
+            {"metric", s["metric"]}, {"value", s["values"].back()}};
+    status = json::parse(specactctl(bus.address(), {"--json", "status"}).output, nullptr, false);
+    if (p95.is_null() || index.is_null() || !status.is_object() ||
+        p95["value"][0] != index["value"][0] ||  // the same scrape
+        !status["last_window"].is_object() ||
+        status["last_window"]["window"].get<double>() != value_of(index) ||
+        !status["last_window"]["objective_us"].is_number()) {
+      usleep(250'000);
+      continue;
+    }
+    EXPECT_DOUBLE_EQ(value_of(p95), status["last_window"]["objective_us"].get<double>() / 1e6)
+        << p95.dump() << "\n"
+        << status.dump();
+    EXPECT_EQ(p95["metric"]["metric"], "service_p95");
+    EXPECT_EQ(status["current"]["task.nice"], 5);
+    std::printf("window %.0f: Prometheus p95 %s s, status objective_us %s\n", value_of(index),
+                p95["value"][1].get<std::string>().c_str(),
+                status["last_window"]["objective_us"].dump().c_str());
+    compared = true;
+  }
+  EXPECT_TRUE(compared) << "no scrape matched the status' window\n" << status.dump() << prom_log;
+
+  json applied = query(prom_port, "specact_decisions_total{kind=\"applied\",role=\"user\"}");
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_GE(value_of(applied[0]), 1);
+  json up = query(prom_port, "up{job=\"specact\"}");
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(value_of(up[0]), 1);
+
+  // The textfile holds the same families and passes promtool too.
+  std::ifstream tf(textdir + "/specact.prom");
+  std::stringstream text;
+  text << tf.rdbuf();
+  EXPECT_NE(text.str().find("specact_knob_value{knob=\"task.nice\",config=\"current\"} 5\n"),
+            std::string::npos)
+      << text.str();
+  lint = observe::promtool_check_metrics(text.str());
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+
+  prom.signal(SIGTERM);
+  EXPECT_GE(wait_draining(prom, 20'000, prom_log), 0) << prom_log;
+  d.signal(SIGTERM);
+  ASSERT_EQ(wait_draining(d, 20'000, output), 0) << output;
+  EXPECT_FALSE(std::filesystem::exists(textdir + "/specact.prom"))
+      << "a stopped daemon's textfile would show figures that are no longer true";
+  expect_restored();
+}
+
+TEST(RunCommand, AMetricsAddressInUseIsARuntimeErrorNamingTheKey) {
+  TempDir dir;
+  // Something listens there already.
+  boost::asio::io_context io;
+  observe::ListenAddress at = observe::parse_listen_address("127.0.0.1:1", false);
+  at.port = 0;
+  observe::MetricsServer holder(io, at, [] { return std::string(); });
+  json cfg = {{"target", nullptr},
+              {"state_dir", dir.path() + "/state"},
+              {"dbus", {{"enabled", false}}},
+              {"metrics", {{"listen", "127.0.0.1:" + std::to_string(holder.endpoint().port())}}}};
+  const std::string path = write_file(dir.path() + "/c.json", cfg.dump());
+  Subprocess d({SPECACTD_BIN, "run", "--config", path, "--duration", "5"}, true);
+  std::string output;
+  EXPECT_EQ(wait_draining(d, 10'000, output), 1) << output;
+  EXPECT_NE(output.find("metrics.listen: cannot listen on 127.0.0.1:"), std::string::npos)
+      << output;
 }
 
 TEST(RunCommand, BadConfigIsAUsageErrorNamingTheKey) {

@@ -11,12 +11,14 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "agents/agent_config.h"
 #include "dbus/status_json.h"
 #include "metrics/sampler.h"
+#include "observe_test_util.h"
 #include "runtime/runtime.h"
 #include "runtime_test_util.h"
 #include "sim_platform.h"
@@ -497,6 +499,73 @@ TEST_F(SimRuntime, DbusPayloadsCarryTheWindowPhaseEventsAndStatus) {
   rt.on_window = nullptr;
   rt.on_event = nullptr;
   rt.on_status_changed = nullptr;
+}
+
+// Issue 17 through the real runtime: metrics.textfile after every window holds
+// what history.jsonl and the status say (counters from the events, gauges
+// from the status, histograms from the windows), promtool accepts it, and it
+// is removed at shutdown.
+TEST_F(SimRuntime, TheMetricsTextfileAgreesWithHistoryAndStatus) {
+  SPECACT_REQUIRE_PROGRAM("promtool");
+  agents_.speculator = small_slice;
+  agents_.actor = small_slice;
+  const std::string textdir = dir_.path() + "/node-exporter";
+  std::filesystem::create_directories(textdir);
+  const std::string textfile = textdir + "/specact.prom";
+  json cfg = base_config();
+  cfg["metrics"] = {{"textfile", textfile}};
+  Runtime& rt = open(cfg);
+  windows(8);
+  poll();  // the write posted after the last window
+  std::ifstream in(textfile);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  ASSERT_FALSE(text.empty());
+  auto lint = observe::promtool_check_metrics(text);
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+
+  // "name{labels} value" lines -> value.
+  auto sample = [&](const std::string& series) -> double {
+    const size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) {
+      ADD_FAILURE() << "no sample " << series << " in\n" << text;
+      return -1;
+    }
+    const size_t from = at + series.size() + 2;
+    return std::stod(text.substr(from, text.find('\n', from) - from));
+  };
+  const std::vector<json> h = history();
+  const std::vector<json> windows_seen = of_type(h, "window");
+  EXPECT_EQ(sample("specact_windows_total"), static_cast<double>(windows_seen.size()));
+  size_t by_speculator = 0, hits = 0;
+  uint64_t prompt = 0, service_samples = 0;
+  for (const auto& e : of_type(h, "applied")) by_speculator += e["who"] == "speculator";
+  for (const auto& e : of_type(h, "confirmed")) hits += e["hit"] == true;
+  for (const auto& e : of_type(h, "agent_reply"))
+    if (e["role"] == "actor") prompt += e["usage"]["prompt_tokens"].get<uint64_t>();
+  for (const auto& w : windows_seen)
+    service_samples += w["window"]["service"]["count"].get<uint64_t>();
+  ASSERT_GT(by_speculator, 0u) << types(h);
+  EXPECT_EQ(sample("specact_decisions_total{kind=\"applied\",role=\"speculator\"}"), by_speculator);
+  EXPECT_EQ(sample("specact_speculations_total{outcome=\"hit\"}"), hits);
+  EXPECT_EQ(sample("specact_agent_tokens_total{role=\"actor\",type=\"prompt\"}"), prompt);
+  EXPECT_EQ(sample("specact_service_latency_seconds_count"), service_samples);
+
+  const StatusSnapshot st = rt.status();
+  EXPECT_EQ(
+      sample("specact_knob_value{knob=\"" + std::string(sim::kSlice) + "\",config=\"current\"}"),
+      st.current.at(sim::kSlice));
+  EXPECT_EQ(
+      sample("specact_knob_value{knob=\"" + std::string(sim::kSlice) + "\",config=\"baseline\"}"),
+      st.baseline.at(sim::kSlice));
+  EXPECT_EQ(sample("specact_window_index"), st.last_window["window"].get<double>());
+  EXPECT_DOUBLE_EQ(sample("specact_objective_p95_seconds{metric=\"service_p95\"}"),
+                   st.last_window["objective_us"].get<double>() / 1e6);
+  EXPECT_EQ(sample("specact_state{state=\"" + st.state + "\"}"), 1);
+
+  rt.shutdown("test over");
+  EXPECT_FALSE(std::filesystem::exists(textfile));
 }
 
 // What `specactd run` maps to exit codes: startup errors by type.

@@ -61,6 +61,11 @@ class Writer {
     out_ += format_sample_value(v);
     out_ += '\n';
   }
+  // A family of one unlabelled sample.
+  void single(const char* name, const char* type, const char* help, double v) {
+    family(name, type, help);
+    sample(v);
+  }
   void sample(uint64_t v, const Labels& labels = {}, const char* suffix = "") {
     sample(static_cast<double>(v), labels, suffix);
   }
@@ -119,8 +124,8 @@ std::string render_exposition(const MetricsSnapshot& s) {
   Writer w;
   w.family("specact_build_info", "gauge", "specactd's version (always 1).");
   w.sample(1.0, {{"version", s.version}});
-  w.family("specact_start_time_seconds", "gauge", "Unix time specactd started.");
-  w.sample(s.start_time_seconds);
+  w.single("specact_start_time_seconds", "gauge", "Unix time specactd started.",
+           s.start_time_seconds);
   w.family("specact_state", "gauge",
            "1 for the tuning state specactd is in (running, paused, converged, monitoring, "
            "waiting for the target's processes, stopped), 0 for the others.");
@@ -162,9 +167,8 @@ std::string render_exposition(const MetricsSnapshot& s) {
   w.family("specact_knob_pinned", "gauge", "1 for a knob pinned by the user, else 0.");
   for (const auto& [name, k] : s.knobs) w.sample(k.pinned ? 1.0 : 0.0, {{"knob", name}});
 
-  w.family("specact_windows_total", "counter",
-           "Measurement windows closed since specactd started.");
-  w.sample(s.windows_total);
+  w.single("specact_windows_total", "counter", "Measurement windows closed since specactd started.",
+           static_cast<double>(s.windows_total));
   w.family("specact_decisions_total", "counter",
            "Decisions since specactd started, by kind (applied, confirmed, overridden, reverted, "
            "yielded) and role (speculator, actor, safety, user, engine, warm_start, external).");
@@ -181,9 +185,8 @@ std::string render_exposition(const MetricsSnapshot& s) {
            "reverted (miss).");
   w.sample(s.speculation_hits, {{"outcome", "hit"}});
   w.sample(s.speculation_misses, {{"outcome", "miss"}});
-  w.family("specact_speculation_hit_ratio", "gauge",
-           "Hits / (hits + misses) in the current tuning session.");
-  w.sample(s.hit_ratio);
+  w.single("specact_speculation_hit_ratio", "gauge",
+           "Hits / (hits + misses) in the current tuning session.", s.hit_ratio);
 
   auto agent = [&](const std::string& role) {
     auto it = s.agents.find(role);
@@ -207,17 +210,17 @@ std::string render_exposition(const MetricsSnapshot& s) {
            "Cost of agent replies in US dollars (from the configured prices), by role.");
   for (const auto& r : kRoles) w.sample(agent(r).cost_usd, {{"role", r}});
 
-  w.family("specact_apply_errors_total", "counter",
+  w.single("specact_apply_errors_total", "counter",
            "Applies the knob layer did not complete (a knob write failed, was refused or is "
-           "unavailable).");
-  w.sample(s.apply_errors);
-  w.family("specact_metrics_textfile_errors_total", "counter",
-           "Failed writes of the node_exporter textfile (metrics.textfile).");
-  w.sample(s.textfile_errors);
-  w.family("specact_warnings", "gauge",
+           "unavailable).",
+           static_cast<double>(s.apply_errors));
+  w.single("specact_metrics_textfile_errors_total", "counter",
+           "Failed writes of the node_exporter textfile (metrics.textfile).",
+           static_cast<double>(s.textfile_errors));
+  w.single("specact_warnings", "gauge",
            "Problems specactd reports in its status right now (e.g. history.jsonl cannot be "
-           "written).");
-  w.sample(s.warnings);
+           "written).",
+           static_cast<double>(s.warnings));
 
   histogram(w, "specact_service_latency_seconds",
             "Service latency of the target's tasks (wakeup to next voluntary block), all windows "

@@ -14,14 +14,14 @@ packages=(
   clang-16 libclang-rt-16-dev
   rt-tests postgresql-15 postgresql-client-15 memcached libmemcached-tools
   debhelper dpkg-dev fakeroot lintian scdoc bash-completion polkitd
-  prometheus
+  prometheus prometheus-node-exporter python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  # Services packaged here (postgresql, memcached, prometheus) must not start
+  # Services packaged here (postgresql, memcached, prometheus, node_exporter) must not start
   # on the build machine: the suite and tests start their own, by pid. A
   # policy-rc.d answering 101 is Debian's documented way to say so.
   guard=""

@@ -85,6 +85,19 @@ TEST(RunConfig, DefaultsAndNullTarget) {
   EXPECT_FALSE(c.metrics.any());  // no endpoint, no textfile unless configured
 }
 
+// The configs the project ships are accepted by the parser that will read them.
+TEST(RunConfig, ShippedConfigsParse) {
+  for (const char* file : {"/systemd/specactd.json", "/deploy/kubernetes/specactd.json"}) {
+    SCOPED_TRACE(file);
+    RunConfig c = RunConfig::from_file(std::string(SPECACT_SOURCE_DIR) + file);
+    EXPECT_EQ(c.state_dir, "/var/lib/specactd");
+  }
+  RunConfig k8s = RunConfig::from_file(SPECACT_SOURCE_DIR "/deploy/kubernetes/specactd.json");
+  ASSERT_TRUE(k8s.metrics.listen);
+  EXPECT_TRUE(k8s.metrics.listen->address.is_unspecified());  // the pod's own interfaces
+  EXPECT_FALSE(k8s.dbus.enabled);
+}
+
 TEST(RunConfig, MetricsSection) {
   RunConfig c = RunConfig::from_json(json::parse(R"({"metrics": {"listen": "127.0.0.1:9477",
       "textfile": "/var/lib/prometheus/node-exporter/specact.prom", "max_connections": 2,

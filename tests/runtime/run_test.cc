@@ -441,38 +441,64 @@ TEST_F(RunKernel, FullStateDirIsAWarningAndAFailedPin) {
 }
 
 // Issue 17: a real Prometheus (Debian's) scrapes a running `specactd run` on
-// 127.0.0.1; what its HTTP API returns for the objective's p95 and a knob
-// value is what `specactctl status --json` says, and promtool accepts the
-// endpoint's and the textfile's text.
+// 127.0.0.1, and Debian's node_exporter serves the daemon's textfile to it.
+// What Prometheus's HTTP API returns for the objective's p95 and a knob value
+// is what `specactctl status --json` says; promtool accepts the endpoint's and
+// the textfile's text; every query of the Grafana dashboard runs, and its
+// knob-change annotation finds the pin made while Prometheus was scraping.
 class PrometheusScrape : public RunKernel {
  protected:
-  // The instant vector for `query` from Prometheus's HTTP API (empty on error).
-  json query(uint16_t port, const std::string& q) {
-    auto r = testing::http_get("http://127.0.0.1:" + std::to_string(port) +
+  // The result vector (or matrix) of `q` from Prometheus's HTTP API; null
+  // when the query failed.
+  json query(const std::string& q) {
+    auto r = testing::http_get("http://127.0.0.1:" + std::to_string(prom_port_) +
                                "/api/v1/query?query=" + testing::url_encode(q));
-    if (r.status != 200) return json::array();
     json j = json::parse(r.body, nullptr, false);
-    if (!j.is_object() || j.value("status", "") != "success") return json::array();
+    if (r.status != 200 || !j.is_object() || j.value("status", "") != "success") return json();
     return j["data"]["result"];
+  }
+  // Polls `q` (for up to 60 s) until it has a result.
+  json await(const std::string& q) {
+    json r;
+    for (int i = 0; i < 600; ++i) {
+      drain();
+      r = query(q);
+      if (r.is_array() && !r.empty()) return r;
+      usleep(100'000);
+    }
+    return r;
   }
   static double value_of(const json& sample) {
     return std::stod(sample["value"][1].get<std::string>());
   }
-  void drain(Subprocess& p, std::string& out) {
+  void drain() {
     std::string line;
-    while (p.read_line(line, 0)) out += line + "\n";
+    for (Subprocess* p : {prom_.get(), node_.get()})
+      while (p && p->read_line(line, 0)) logs_ += line + "\n";
   }
+  static std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  uint16_t prom_port_ = 0;
+  std::unique_ptr<Subprocess> prom_, node_;
+  std::string logs_;
 };
 
 TEST_F(PrometheusScrape, ItsApiAgreesWithTheStatusAndPromtoolPasses) {
   SPECACT_REQUIRE_ROOT_BPF();
   SPECACT_REQUIRE_PROGRAM("prometheus");
+  SPECACT_REQUIRE_PROGRAM("prometheus-node-exporter");
   SPECACT_REQUIRE_PROGRAM("promtool");
   testing::PrivateBus bus;
   const std::string state = dir_.path() + "/state";
   const std::string textdir = dir_.path() + "/node-exporter";
   std::filesystem::create_directories(textdir);
-  const uint16_t metrics_port = testing::free_port();
+  const uint16_t metrics_port = testing::free_port(), node_port = testing::free_port();
+  prom_port_ = testing::free_port();
   json cfg = bus_config({{"pid", workload_->pid()}}, state, bus.address());
   // Windows of 2 s: Prometheus (every 1 s) then has the window the status shows.
   cfg["window_ms"] = 2000;
@@ -482,55 +508,52 @@ TEST_F(PrometheusScrape, ItsApiAgreesWithTheStatusAndPromtoolPasses) {
   Subprocess d({SPECACTD_BIN, "run", "--config", cfg_path}, true);
   std::string output;
   ASSERT_TRUE(wait_until_answering(bus.address(), d, output).is_object()) << output;
-  // A knob value that holds still: the actor is idle (only the user acts).
-  CtlRun pin = specactctl(bus.address(), {"pin", "task.nice=5"});
-  ASSERT_EQ(pin.code, 0) << pin.output;
 
-  const std::string endpoint = "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics";
-  auto scrape = testing::http_get(endpoint);
-  ASSERT_EQ(scrape.status, 200) << output;
-  auto lint = observe::promtool_check_metrics(scrape.body);
-  EXPECT_EQ(lint.exit_code, 0) << lint.output;
-  EXPECT_EQ(lint.output, "");
-  EXPECT_NE(scrape.body.find("specact_knob_value{knob=\"task.nice\",config=\"current\"} 5\n"),
-            std::string::npos)
-      << scrape.body;
-
-  const uint16_t prom_port = testing::free_port();
+  node_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{testing::find_program("prometheus-node-exporter"),
+                               "--web.listen-address=127.0.0.1:" + std::to_string(node_port),
+                               "--collector.disable-defaults", "--collector.textfile",
+                               "--collector.textfile.directory=" + textdir},
+      true);
   const std::string prom_dir = dir_.path() + "/prometheus";
   std::filesystem::create_directories(prom_dir + "/data");
   write_file(prom_dir + "/prometheus.yml",
-             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-             "scrape_configs:\n  - job_name: specact\n    static_configs:\n"
-             "      - targets: ['127.0.0.1:" +
-                 std::to_string(metrics_port) + "']\n");
-  Subprocess prom(
-      {testing::find_program("prometheus"), "--config.file=" + prom_dir + "/prometheus.yml",
-       "--storage.tsdb.path=" + prom_dir + "/data",
-       "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+             "  - job_name: specact\n    static_configs:\n      - targets: ['127.0.0.1:" +
+                 std::to_string(metrics_port) +
+                 "']\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:" +
+                 std::to_string(node_port) + "']\n");
+  prom_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{testing::find_program("prometheus"),
+                               "--config.file=" + prom_dir + "/prometheus.yml",
+                               "--storage.tsdb.path=" + prom_dir + "/data",
+                               "--web.listen-address=127.0.0.1:" + std::to_string(prom_port_)},
       true);
-  std::string prom_log;
 
-  // Prometheus has scraped the pin.
-  json nice;
-  for (int i = 0; i < 600 && nice.empty(); ++i) {
-    drain(prom, prom_log);
-    nice = query(prom_port, "specact_knob_value{knob=\"task.nice\",config=\"current\"} == 5");
-    if (nice.empty()) usleep(100'000);
-  }
-  ASSERT_EQ(nice.size(), 1u) << prom_log;
-  EXPECT_EQ(value_of(nice[0]), 5);
-  EXPECT_EQ(nice[0]["metric"]["job"], "specact");
+  // Prometheus sees the knob before the pin, then the pin: a knob change.
+  const std::string nice = "specact_knob_value{knob=\"task.nice\",config=\"current\"";
+  ASSERT_FALSE(await(nice + ",job=\"specact\"}").empty()) << logs_ << output;
+  CtlRun pin = specactctl(bus.address(), {"pin", "task.nice=5"});
+  ASSERT_EQ(pin.code, 0) << pin.output;
+  json pinned = await(nice + ",job=\"specact\"} == 5");
+  ASSERT_EQ(pinned.size(), 1u) << logs_;
+  EXPECT_EQ(value_of(pinned[0]), 5);
+  // The same value through node_exporter's textfile collector, read cleanly.
+  json via_node = await(nice + ",job=\"node\"} == 5");
+  EXPECT_EQ(via_node.size(), 1u) << logs_ << read_text(textdir + "/specact.prom");
+  json node_errors = await("node_textfile_scrape_error{job=\"node\"}");
+  ASSERT_EQ(node_errors.size(), 1u) << logs_;
+  EXPECT_EQ(value_of(node_errors[0]), 0) << logs_;
 
   // The p95 of one window, read from Prometheus and from the status: retried
   // until a scrape and the status show the same window.
   bool compared = false;
   json status;
   for (int i = 0; i < 120 && !compared; ++i) {
-    drain(prom, prom_log);
+    drain();
     // Raw samples (a range selector): each carries its own scrape's timestamp.
-    json both =
-        query(prom_port, "{__name__=~\"specact_objective_p95_seconds|specact_window_index\"}[10s]");
+    json both = query(
+        "{__name__=~\"specact_objective_p95_seconds|specact_window_index\",job=\"specact\"}[10s]");
     json p95, index;
     for (const auto& s : both)
       if (s.contains("values") && !s["values"].empty())
@@ -555,27 +578,54 @@ TEST_F(PrometheusScrape, ItsApiAgreesWithTheStatusAndPromtoolPasses) {
                 status["last_window"]["objective_us"].dump().c_str());
     compared = true;
   }
-  EXPECT_TRUE(compared) << "no scrape matched the status' window\n" << status.dump() << prom_log;
+  EXPECT_TRUE(compared) << "no scrape matched the status' window\n" << status.dump() << logs_;
 
-  json applied = query(prom_port, "specact_decisions_total{kind=\"applied\",role=\"user\"}");
+  json applied = query("specact_decisions_total{kind=\"applied\",role=\"user\",job=\"specact\"}");
   ASSERT_EQ(applied.size(), 1u);
   EXPECT_GE(value_of(applied[0]), 1);
-  json up = query(prom_port, "up{job=\"specact\"}");
+  json up = query("up{job=\"specact\"}");
   ASSERT_EQ(up.size(), 1u);
   EXPECT_EQ(value_of(up[0]), 1);
 
-  // The textfile holds the same families and passes promtool too.
-  std::ifstream tf(textdir + "/specact.prom");
-  std::stringstream text;
-  text << tf.rdbuf();
-  EXPECT_NE(text.str().find("specact_knob_value{knob=\"task.nice\",config=\"current\"} 5\n"),
-            std::string::npos)
-      << text.str();
-  lint = observe::promtool_check_metrics(text.str());
+  // The dashboard's queries run here as Grafana would send them (its template
+  // variables at "All"); the knob-change annotation marks the pin.
+  const json dashboard =
+      json::parse(read_text(SPECACT_SOURCE_DIR "/deploy/grafana/specact-dashboard.json"));
+  auto substituted = [](std::string q) {
+    for (const std::string var : {"$instance", "$knob"})
+      for (size_t at = q.find(var); at != std::string::npos; at = q.find(var))
+        q.replace(at, var.size(), ".*");
+    return q;
+  };
+  size_t ran = 0;
+  for (const auto& p : dashboard["panels"])
+    for (const auto& t : p["targets"]) {
+      EXPECT_TRUE(query(substituted(t["expr"])).is_array()) << p["title"] << ": " << t["expr"];
+      ++ran;
+    }
+  bool marked = false;
+  for (const auto& a : dashboard["annotations"]["list"]) {
+    const std::string expr = a.value("expr", "");
+    if (expr.find("changes(specact_knob_value") == std::string::npos) continue;
+    for (const auto& s : query(substituted(expr)))
+      marked = marked || s["metric"]["knob"] == "task.nice";
+  }
+  EXPECT_TRUE(marked) << "no knob-change annotation for the pin";
+  std::printf("dashboard: %zu panel queries ran; the pin is annotated: %s\n", ran,
+              marked ? "yes" : "no");
+
+  auto scrape = testing::http_get("http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics");
+  ASSERT_EQ(scrape.status, 200) << output;
+  auto lint = observe::promtool_check_metrics(scrape.body);
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  EXPECT_EQ(lint.output, "");
+  lint = observe::promtool_check_metrics(read_text(textdir + "/specact.prom"));
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
 
-  prom.signal(SIGTERM);
-  EXPECT_GE(wait_draining(prom, 20'000, prom_log), 0) << prom_log;
+  for (Subprocess* p : {prom_.get(), node_.get()}) {
+    p->signal(SIGTERM);
+    EXPECT_GE(wait_draining(*p, 20'000, logs_), 0) << logs_;
+  }
   d.signal(SIGTERM);
   ASSERT_EQ(wait_draining(d, 20'000, output), 0) << output;
   EXPECT_FALSE(std::filesystem::exists(textdir + "/specact.prom"))

@@ -88,6 +88,15 @@ inline std::string url_encode(const std::string& s) {
   return out;
 }
 
+// A Grafana dashboard query as Grafana sends it with its template variables
+// ($instance, $knob) at "All".
+inline std::string grafana_query_for_all(std::string q) {
+  for (const std::string var : {"$instance", "$knob"})
+    for (size_t at = q.find(var); at != std::string::npos; at = q.find(var))
+      q.replace(at, var.size(), ".*");
+  return q;
+}
+
 }  // namespace specact::testing
 
 // Debian's prometheus package (scripts/install-deps.sh) provides both

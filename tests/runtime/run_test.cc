@@ -591,23 +591,18 @@ TEST_F(PrometheusScrape, ItsApiAgreesWithTheStatusAndPromtoolPasses) {
   // variables at "All"); the knob-change annotation marks the pin.
   const json dashboard =
       json::parse(read_text(SPECACT_SOURCE_DIR "/deploy/grafana/specact-dashboard.json"));
-  auto substituted = [](std::string q) {
-    for (const std::string var : {"$instance", "$knob"})
-      for (size_t at = q.find(var); at != std::string::npos; at = q.find(var))
-        q.replace(at, var.size(), ".*");
-    return q;
-  };
   size_t ran = 0;
   for (const auto& p : dashboard["panels"])
     for (const auto& t : p["targets"]) {
-      EXPECT_TRUE(query(substituted(t["expr"])).is_array()) << p["title"] << ": " << t["expr"];
+      EXPECT_TRUE(query(testing::grafana_query_for_all(t["expr"])).is_array())
+          << p["title"] << ": " << t["expr"];
       ++ran;
     }
   bool marked = false;
   for (const auto& a : dashboard["annotations"]["list"]) {
     const std::string expr = a.value("expr", "");
     if (expr.find("changes(specact_knob_value") == std::string::npos) continue;
-    for (const auto& s : query(substituted(expr)))
+    for (const auto& s : query(testing::grafana_query_for_all(expr)))
       marked = marked || s["metric"]["knob"] == "task.nice";
   }
   EXPECT_TRUE(marked) << "no knob-change annotation for the pin";

@@ -7,6 +7,9 @@
 // line is logged twice.
 #pragma once
 
+#include <functional>
+#include <nlohmann/json.hpp>
+
 #include "observe/journal_sink.h"
 #include "observe/rate_limited_warning.h"
 #include "runtime/event_sink.h"
@@ -15,12 +18,19 @@ namespace specact {
 
 class JournalLog : public EventSubscriber {
  public:
-  explicit JournalLog(StderrLog& lines) : lines_(lines) {}
+  // Sends an event's journal entries: 0 or -errno (observe::JournalSink by
+  // default; tests put a stand-in here).
+  using Send = std::function<int(const nlohmann::json& event)>;
+  explicit JournalLog(StderrLog& lines, Send send = nullptr)
+      : lines_(lines),
+        send_(send ? std::move(send) : [sink = observe::JournalSink()](const nlohmann::json& e) {
+          return sink.send(e);
+        }) {}
   void on_event(const RecordedEvent& e) override;
 
  private:
   StderrLog& lines_;
-  observe::JournalSink journal_;
+  Send send_;
   observe::RateLimitedWarning refused_;
 };
 

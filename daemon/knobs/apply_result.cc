@@ -34,9 +34,7 @@ bool ApplyResult::all_ok() const {
 Config ApplyResult::in_force() const {
   Config c;
   for (const auto& r : results)
-    if ((r.status == KnobResult::Status::Applied || r.status == KnobResult::Status::NoChange) &&
-        (r.read_back || r.written))
-      c[r.knob] = r.read_back ? *r.read_back : *r.written;
+    if (r.read_back && r.status != KnobResult::Status::Yielded) c[r.knob] = *r.read_back;
   return c;
 }
 

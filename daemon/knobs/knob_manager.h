@@ -1,6 +1,9 @@
 // The knobs layer: probes the scheduler/sysctl/cgroup knobs of this machine,
 // and is the one gate through which specact changes any of them:
-//   allow-list -> clamp/validate -> rate limit -> journal (durable) -> write -> read back.
+//   write gate (allow-list, enum check, clamp, rate limit) -> plan (read what
+//   is there) -> journal (durable) -> write -> read back,
+// the same steps for every knob; a backend per kind of access (files, threads:
+// knob_backend.h) supplies the reading and writing.
 // Every original value is journalled under the state directory before the
 // first write, so `specactd restore` (restore_from_journal) can undo
 // everything even after kill -9. Not thread-safe: call from one thread (the
@@ -87,8 +90,12 @@ struct KnobResult {
   std::string knob;
   Status status = Status::Failed;
   int64_t requested = 0;
-  std::optional<int64_t> written;    // after clamping
-  std::optional<int64_t> read_back;  // what the kernel reports afterwards
+  std::optional<int64_t> written;  // after clamping
+  // What the kernel reports for the knob's first instance after this apply:
+  // read back after the write, or (nothing written: no-change, rate-limited,
+  // a failed write or journal) the value that stayed. Unset when nothing
+  // could be read (unknown, unavailable, every thread gone).
+  std::optional<int64_t> read_back;
   bool clamped = false;
   std::string error;         // one sentence; empty for Applied/NoChange
   size_t tasks_written = 0;  // per-task knobs: threads changed
@@ -99,8 +106,13 @@ std::string to_string(KnobResult::Status s);
 
 struct ApplyResult {
   std::vector<KnobResult> results;
-  bool all_ok() const;      // every knob Applied or NoChange
-  Config in_force() const;  // knob -> read-back (or current) value for Applied/NoChange
+  bool all_ok() const;  // every knob Applied or NoChange
+  // knob -> what is in force after the apply, as read from the kernel
+  // (read_back), for every requested knob whose value is known; a yielded
+  // knob is not specact's any more and is left out. Equals what
+  // KnobManager::read_current() would say for those knobs, without probing
+  // again.
+  Config in_force() const;
   nlohmann::json to_json() const;
 };
 

@@ -79,6 +79,26 @@ TEST(KnobsKernel, SliceAndNiceOnLiveThreadsAndRestore) {
   }
 }
 
+// What the runtime uses instead of probing again after an apply.
+TEST(KnobsKernel, InForceOfPerTaskKnobsEqualsAFreshProbe) {
+  SPECACT_REQUIRE_ROOT_BPF();
+  TempDir state("kforce");
+  Victim v(KNOBS_VICTIM, 3);
+  TargetResolver target(TargetSpec::pid(v.pid));
+  target.validate();
+  KnobManager m(real_config(state.path), &target);
+  // The slice is clamped to its 100 us floor; the policy is already "other".
+  Config desired = {{"task.slice_us", 10}, {"task.nice", 5}, {"task.policy", 0}};
+  auto r = m.apply(desired, "t");
+  ASSERT_TRUE(r.all_ok()) << r.to_json().dump();
+  EXPECT_EQ(r.in_force(), (Config{{"task.slice_us", 100}, {"task.nice", 5}, {"task.policy", 0}}));
+  Config probed;
+  for (const auto& [k, val] : m.read_current())
+    if (desired.count(k)) probed[k] = val;
+  EXPECT_EQ(r.in_force(), probed);
+  EXPECT_TRUE(m.restore_all().ok);
+}
+
 TEST(KnobsKernel, PolicyBatchAndIdleRestoredToOther) {
   SPECACT_REQUIRE_ROOT_BPF();
   TempDir state("kpol");

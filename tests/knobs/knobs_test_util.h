@@ -89,6 +89,15 @@ struct FakeKernel : FakeRoots {
     write_text(cg + "/app/cpu.idle", "0\n");
     write_text(cg + "/app/cpu.max", "max 100000\n");
   }
+  // The cgroup "app" of the fake tree as a target.
+  specact::TargetResolver app_target() const {
+    specact::TargetSpec spec;
+    spec.kind = specact::TargetSpec::Kind::Cgroup;
+    spec.cgroup = "app";
+    specact::TargetResolver target(spec, "/proc", cg);
+    target.validate();
+    return target;
+  }
 };
 
 inline std::string read_text(const std::string& path) {

@@ -519,11 +519,7 @@ TEST(KnobsJournal, JournalIsWrittenBeforeTheKnob) {
 TEST(KnobsCgroup, FakeTreeWeightMaxIdleAppliedAndRestored) {
   Fake f;
   auto cfg = f.config();
-  TargetSpec spec;
-  spec.kind = TargetSpec::Kind::Cgroup;
-  spec.cgroup = "app";
-  TargetResolver target(spec, "/proc", f.cg);
-  target.validate();
+  TargetResolver target = f.app_target();
   KnobManager m(cfg, &target);
   auto cat = m.catalogue();
   const KnobInfo* w = find(cat, "cgroup.target.cpu.weight");
@@ -551,11 +547,7 @@ TEST(KnobsCgroup, FakeTreeWeightMaxIdleAppliedAndRestored) {
 TEST(KnobsCgroup, CpuMaxWithOtherPeriodIsNormalised) {
   Fake f;
   write_text(f.cg + "/app/cpu.max", "25000 50000\n");
-  TargetSpec spec;
-  spec.kind = TargetSpec::Kind::Cgroup;
-  spec.cgroup = "app";
-  TargetResolver target(spec, "/proc", f.cg);
-  target.validate();
+  TargetResolver target = f.app_target();
   KnobManager m(f.config(), &target);
   EXPECT_EQ(find(m.catalogue(), "cgroup.target.cpu.max")->current, 50000);
   ASSERT_TRUE(m.apply({{"cgroup.target.cpu.max", 20000}}, "t").all_ok());
@@ -566,11 +558,7 @@ TEST(KnobsCgroup, CpuMaxWithOtherPeriodIsNormalised) {
 TEST(KnobsCgroup, NoCpuControllerIsReported) {
   Fake f;
   write_text(f.cg + "/cgroup.controllers", "\n");  // like this hybrid host
-  TargetSpec spec;
-  spec.kind = TargetSpec::Kind::Cgroup;
-  spec.cgroup = "app";
-  TargetResolver target(spec, "/proc", f.cg);
-  target.validate();
+  TargetResolver target = f.app_target();
   KnobManager m(f.config(), &target);
   auto cat = m.catalogue();
   auto k = find(cat, "cgroup.target.cpu.weight");
@@ -584,11 +572,7 @@ TEST(KnobsCgroup, NoCpuControllerIsReported) {
 
 TEST(KnobsCgroup, CgroupDisappears) {
   Fake f;
-  TargetSpec spec;
-  spec.kind = TargetSpec::Kind::Cgroup;
-  spec.cgroup = "app";
-  TargetResolver target(spec, "/proc", f.cg);
-  target.validate();
+  TargetResolver target = f.app_target();
   auto cfg = f.config();
   cfg.restore_on_exit = false;
   {

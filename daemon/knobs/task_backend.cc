@@ -139,10 +139,13 @@ class TaskKnobBackend::Write : public PlannedWrite {
                                      [](const TaskInstance& t) { return !t.write; });
     if (r->tasks_written == 0 && failure.empty() && !some_at_value)
       failure = "every target thread exited during the write";
-    // Nothing read back after a write: what a live thread has is what is in force.
-    for (size_t i = 0; i < threads_.size() && !r->read_back; ++i) {
+    // Nothing read back after a write: what a thread still alive (same start
+    // time: not a recycled tid) has is what is in force.
+    for (const auto& t : threads_) {
+      if (r->read_back) break;
       TaskAttr now;
-      if (get_task_attr(threads_[i].tid, &now) == 0)
+      if (task_start_time(b_.env_.cfg.proc_root, t.tgid, t.tid) == t.start &&
+          get_task_attr(t.tid, &now) == 0)
         r->read_back = from_kernel_units(d_.field, task_field_get(now, d_.field));
     }
     return failure;

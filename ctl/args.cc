@@ -40,9 +40,19 @@ Control commands (root or group "specact"):
   mode MODE              {modes}
   target --pid PID[,PID...] | --unit UNIT | --cgroup PATH | --comm REGEX
                          Choose the workload to tune.
+  target --clear         Forget the target set here: the config file's
+                         target (or none) is in force again.
   pin KNOB=VALUE         Hold KNOB at VALUE (an integer, or a name for enum
                          knobs, e.g. task.policy=batch); agents leave it alone.
   unpin KNOB             Release a pinned knob.
+  reset [SETTING...]     Forget what was set here for each SETTING (target,
+                         mode, pins, paused; default: all of them): the config
+                         file's values are in force again.
+
+Saved settings:
+  The target, the mode, the pins and the pause set with the commands above
+  are saved in specactd's state directory and kept when it restarts, until
+  reset; status shows where each came from (config or saved).
 
 Options:
   --json                 Machine-readable output (see "JSON output" below).
@@ -56,7 +66,8 @@ JSON output:
            confirmed, baseline (knob -> integer), pinned, last_window,
            baseline_p95_us, hit_rate, windows, usage.{speculator,actor}.{calls,
            prompt_tokens,completion_tokens,errors,rejected,cost_usd}, uptime_s,
-           warnings (array of strings)
+           warnings (array of strings), settings.{target,mode,pins,paused}.
+           source ("config", "saved" or "unsaved") and settings.file
   knobs    array of {name, family, unit, description, min, max, scale,
            values?, available, unavailable_reason?, current, default?}
   history  array of events {seq, time, type, ...}
@@ -77,6 +88,7 @@ Examples:
   specactctl watch
   specactctl watch --json --count 10 | jq .p95_us
   sudo specactctl pin task.slice_us=100
+  sudo specactctl reset pins mode
 )";
 
 // The mode names joined by " | ", starting at column `first_column` and
@@ -130,9 +142,15 @@ const std::map<std::string, std::string>& command_helps() {
       {"mode", "Usage: specactctl mode MODE\n\nMODE: " + mode_list(6, 6) + "\n"},
       {"target",
        "Usage: specactctl target --pid PID[,PID...] | --unit UNIT | --cgroup PATH | --comm "
-       "REGEX\n\nChoose the workload to tune. Pids are 1..kernel.pid_max; a unit or cgroup that\n"
-       "does not exist yet is followed once it appears; REGEX is RE2 syntax, at most\n1024 "
-       "bytes.\n"},
+       "REGEX\n       specactctl target --clear\n\nChoose the workload to tune. Pids are "
+       "1..kernel.pid_max; a unit or cgroup that\ndoes not exist yet is followed once it appears; "
+       "REGEX is RE2 syntax, at most\n1024 bytes. The target is saved and kept when specactd "
+       "restarts (a pid target\nonly while its processes are the same ones). --clear forgets it: "
+       "the config\nfile's target (or none) is in force again.\n"},
+      {"reset",
+       "Usage: specactctl reset [target] [mode] [pins] [paused]\n\nForget what was set over "
+       "D-Bus (and saved across restarts) for each setting\nnamed, or for all of them: the "
+       "config file's values are in force again.\n"},
       {"pin",
        "Usage: specactctl pin KNOB=VALUE\n\nHold KNOB at VALUE (an integer, or a name for enum "
        "knobs, e.g.\ntask.policy=batch); agents leave it alone.\n"},

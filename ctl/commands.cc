@@ -137,8 +137,12 @@ int cmd_mode(LazyClient& c, const Args& a) {
 }
 
 int cmd_target(LazyClient& c, const Args& a) {
+  if (a.rest.size() == 1 && a.rest[0] == "--clear") {
+    call("clear the target", [&] { c.daemon().Reset({"target"}); });
+    return done(a, "target", "specactd: target set here forgotten; the config file's is in force");
+  }
   if (a.rest.size() != 2)
-    usage_error("target takes one of --pid PID[,PID...], --unit, --cgroup, --comm");
+    usage_error("target takes one of --pid PID[,PID...], --unit, --cgroup, --comm, or --clear");
   const std::string& opt = a.rest[0];
   const std::string& val = a.rest[1];
   // The daemon judges the target (TargetSpec::from_json); here only what is
@@ -203,6 +207,19 @@ int cmd_pin(LazyClient& c, const Args& a) {
   return done(a, "pin", "specactd: pinned " + knob + "=" + value);
 }
 
+int cmd_reset(LazyClient& c, const Args& a) {
+  static const std::vector<std::string> kSettings = {"target", "mode", "pins", "paused"};
+  for (const auto& s : a.rest)
+    if (std::find(kSettings.begin(), kSettings.end(), s) == kSettings.end())
+      usage_error("reset: '" + s + "' is not a setting (target, mode, pins, paused)");
+  call("reset", [&] { c.daemon().Reset(a.rest); });
+  std::string what;
+  for (const auto& s : a.rest) what += (what.empty() ? "" : ", ") + s;
+  return done(a, "reset",
+              "specactd: " + (what.empty() ? std::string("every setting") : what) +
+                  " back to the config file's");
+}
+
 int cmd_unpin(LazyClient& c, const Args& a) {
   if (a.rest.size() != 1 || a.rest[0].empty()) usage_error("unpin takes KNOB");
   call("unpin " + a.rest[0], [&] { c.daemon().Unpin(a.rest[0]); });
@@ -222,9 +239,9 @@ int dispatch(const Args& a) {
     return kOk;
   }
   if (cmd == "watch") return cmd_watch(a);
-  static const std::vector<std::string> kKnown = {"status", "knobs",  "history", "start",
-                                                  "stop",   "pause",  "resume",  "revert",
-                                                  "mode",   "target", "pin",     "unpin"};
+  static const std::vector<std::string> kKnown = {"status", "knobs",  "history", "start", "stop",
+                                                  "pause",  "resume", "revert",  "mode",  "target",
+                                                  "pin",    "unpin",  "reset"};
   if (std::find(kKnown.begin(), kKnown.end(), cmd) == kKnown.end())
     usage_error("unknown command '" + cmd + "'");
   LazyClient client(a.bus);
@@ -235,6 +252,7 @@ int dispatch(const Args& a) {
   if (cmd == "target") return cmd_target(client, a);
   if (cmd == "pin") return cmd_pin(client, a);
   if (cmd == "unpin") return cmd_unpin(client, a);
+  if (cmd == "reset") return cmd_reset(client, a);
   return cmd_simple(client, a);
 }
 

@@ -142,6 +142,22 @@ std::string render_status(const json& s, const json& knobs) {
   o << "specactd " << str(s, "version", "?") << ": " << str(s, "state", "?") << ", mode "
     << str(s, "mode", "?") << ", up " << format_uptime(num(s, "uptime_s")) << "\n";
   o << "Target:    " << describe_target(s.value("target", json())) << "\n";
+  if (s.contains("settings") && s["settings"].is_object()) {
+    // Where each setting in force came from: the config file, or D-Bus (saved).
+    const json& st = s["settings"];
+    auto source = [&](const char* k) {
+      return st.contains(k) && st[k].is_object() ? str(st[k], "source", "?") : std::string("?");
+    };
+    o << "Settings:  target " << source("target");
+    if (source("target") != "config" && st["target"].is_object()) {
+      const json configured = st["target"].value("config", json());
+      o << " (config: " << (configured.is_object() ? describe_target(configured) : "none") << ")";
+    }
+    o << ", mode " << source("mode");
+    if (source("mode") != "config" && st["mode"].is_object())
+      o << " (config: " << str(st["mode"], "config", "?") << ")";
+    o << ", pins " << source("pins") << ", paused " << source("paused") << "\n";
+  }
   if (s.contains("warnings") && s["warnings"].is_array())
     for (const auto& w : s["warnings"])
       if (w.is_string()) o << "Warning:   " << w.get<std::string>() << "\n";

@@ -62,6 +62,10 @@ struct StatusSnapshot {
   double uptime_s = 0;
   // Problems the caller should see (a history file that cannot be written).
   std::vector<std::string> warnings;
+  // Each setting that can be set over D-Bus (target, mode, pins, paused):
+  // the config file's value and where the one in force came from ("config",
+  // "saved", "unsaved"), and the settings file; null when not known.
+  nlohmann::json settings;
 };
 
 // One entry of the audit trail (history.jsonl): {"seq","time","type",...fields}.
@@ -83,6 +87,9 @@ class ControlSurface {
   virtual void revert() = 0;  // back to baseline
   virtual void pin(const std::string& knob, int64_t value) = 0;
   virtual void unpin(const std::string& knob) = 0;
+  // Forgets what was set over D-Bus for the named settings ("target", "mode",
+  // "pins", "paused"; none = all): the config file's values are in force again.
+  virtual void reset(const std::vector<std::string>& settings) = 0;
   virtual std::vector<KnobInfo> list_knobs() = 0;
   virtual std::vector<HistoryEvent> history(uint64_t since_seq) = 0;
 

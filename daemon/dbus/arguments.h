@@ -14,6 +14,8 @@ namespace specact {
 // target's JSON holds at most max_target_pids pids or one bounded pattern/path.
 inline constexpr size_t kMaxDbusNameArg = 256;
 inline constexpr size_t kMaxDbusTargetArg = 1 << 20;
+// Reset names settings (target, mode, pins, paused); a few repeats are harmless.
+inline constexpr size_t kMaxResetNames = 16;
 
 // Throws ControlError("InvalidArgument") when value is longer than max.
 void check_string_argument(const char* what, const std::string& value, size_t max);

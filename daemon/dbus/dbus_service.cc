@@ -172,6 +172,18 @@ class Daemon1Object final
     });
     mutated("Unpin", knob);
   }
+  void Reset(const std::vector<std::string>& settings) override {
+    guarded("Reset", [&] {
+      if (settings.size() > kMaxResetNames)
+        throw ControlError("InvalidArgument",
+                           "Reset takes at most " + std::to_string(kMaxResetNames) + " names");
+      for (const auto& name : settings) check_string_argument("setting", name, kMaxDbusNameArg);
+      surface_.reset(settings);
+    });
+    std::string names;
+    for (const auto& n : settings) names += (names.empty() ? "" : ",") + n.substr(0, 32);
+    mutated("Reset", names.empty() ? "(all)" : names);
+  }
   std::string GetStatus() override {
     return guarded("GetStatus", [&] {
       invalidate();

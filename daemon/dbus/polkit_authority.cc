@@ -174,6 +174,10 @@ class PolkitSurface final : public ControlSurface {
     authorize("Unpin");
     inner_.unpin(k);
   }
+  void reset(const std::vector<std::string>& settings) override {
+    authorize("Reset");
+    inner_.reset(settings);
+  }
 
  private:
   void authorize(const char* method) {

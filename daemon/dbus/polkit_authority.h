@@ -62,7 +62,7 @@ class PolkitAuthority {
 
 // A ControlSurface that forwards to `inner`, checking `authority` for the
 // sender returned by `current_sender` before every command (start, stop,
-// pause, resume, set_mode, set_target, revert, pin, unpin). A refusal throws
+// pause, resume, set_mode, set_target, revert, pin, unpin, reset). A refusal throws
 // sdbus::Error org.freedesktop.DBus.Error.AccessDenied. The hooks (on_window,
 // ...) stay on `inner`.
 std::unique_ptr<ControlSurface> make_polkit_surface(ControlSurface& inner,

@@ -22,7 +22,8 @@ nlohmann::json status_to_json(const StatusSnapshot& s, const std::string& versio
       {"usage",
        {{"speculator", role_usage_to_json(s.speculator)}, {"actor", role_usage_to_json(s.actor)}}},
       {"uptime_s", s.uptime_s},
-      {"warnings", s.warnings}};
+      {"warnings", s.warnings},
+      {"settings", s.settings}};
 }
 
 nlohmann::json knobs_to_json(const std::vector<KnobInfo>& knobs) {

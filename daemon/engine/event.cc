@@ -8,7 +8,7 @@ namespace specact::engine {
 namespace {
 
 // One row per kind, in enum order: the history "type" strings.
-constexpr std::array<std::pair<EventKind, std::string_view>, 37> kKindNames = {{
+constexpr std::array<std::pair<EventKind, std::string_view>, 42> kKindNames = {{
     {EventKind::Window, "window"},
     {EventKind::Applied, "applied"},
     {EventKind::Confirmed, "confirmed"},
@@ -45,6 +45,11 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 37> kKindNames = {{
     {EventKind::Restored, "restored"},
     {EventKind::LeftInPlace, "left_in_place"},
     {EventKind::Stopped, "stopped"},
+    {EventKind::SettingsRestored, "settings_restored"},
+    {EventKind::SettingsReset, "settings_reset"},
+    {EventKind::SetAside, "set_aside"},
+    {EventKind::WarmStart, "warm_start"},
+    {EventKind::Learned, "learned"},
     {EventKind::Unlisted, "unlisted"},
 }};
 

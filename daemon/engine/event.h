@@ -58,6 +58,11 @@ enum class EventKind {
   Restored,
   LeftInPlace,
   Stopped,
+  SettingsRestored,
+  SettingsReset,
+  SetAside,
+  WarmStart,
+  Learned,
   // A type this build does not list (an engine newer than this table): kept
   // under its own name in the history, handled like a decision.
   Unlisted,

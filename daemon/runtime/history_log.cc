@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "runtime/run_config.h"
+#include "runtime/state_file.h"
 
 namespace specact {
 
@@ -16,11 +17,7 @@ HistoryLog::~HistoryLog() {
 }
 
 void HistoryLog::open(const std::string& state_dir) {
-  try {
-    dir_.emplace(StateDir::open(state_dir, /*create=*/true));
-  } catch (const StateDirError& e) {
-    throw ConfigError(std::string("state_dir: ") + e.what());
-  }
+  dir_.emplace(open_state_dir(state_dir));
   path_ = dir_->path_of(kHistoryName);
   fd_ = dir_->open_append(kHistoryName);
   if (fd_ < 0) throw ConfigError("state_dir: " + dir_->error(kHistoryName, -fd_));

@@ -2,6 +2,8 @@
 
 #include "agents/agents.h"
 #include "common/log.h"
+#include "knobs/kernel_files.h"
+#include "knobs/task_sched.h"
 #include "runtime/window_assembler.h"
 
 namespace specact {
@@ -81,6 +83,12 @@ std::vector<KnobInfo> LinuxPlatform::catalogue_without_target() {
   kc.restore_on_exit = false;
   KnobManager km(kc, nullptr);
   return km.catalogue();
+}
+
+std::string LinuxPlatform::boot_id() { return knobs::read_boot_id(); }
+
+uint64_t LinuxPlatform::process_start_time(pid_t pid) {
+  return knobs::task_start_time(opts_.knobs.proc_root, pid, pid);
 }
 
 std::unique_ptr<Agent> LibraryAgentFactory::make(AgentRole role, const AgentConfig& config) {

@@ -25,6 +25,8 @@ class LinuxPlatform : public Platform {
   void validate_target(const TargetSpec& spec) override;
   std::unique_ptr<TargetSession> open_target(const TargetSpec& spec) override;
   std::vector<KnobInfo> catalogue_without_target() override;
+  std::string boot_id() override;
+  uint64_t process_start_time(pid_t pid) override;
 
  private:
   LinuxPlatformOptions opts_;

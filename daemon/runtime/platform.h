@@ -80,6 +80,11 @@ class Platform {
   virtual std::unique_ptr<TargetSession> open_target(const TargetSpec& spec) = 0;
   // The knob catalogue probed without a target (ListKnobs between sessions).
   virtual std::vector<KnobInfo> catalogue_without_target() = 0;
+  // Who a pid is, so a pid target saved before a restart is not handed to a
+  // process that only reuses the number: this boot's id ("" when unknown)
+  // and the process's start time (0 when there is no such process).
+  virtual std::string boot_id() = 0;
+  virtual uint64_t process_start_time(pid_t pid) = 0;
 };
 
 class AgentFactory {

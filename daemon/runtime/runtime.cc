@@ -1,8 +1,10 @@
 #include "runtime/runtime.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <ctime>
+#include <map>
 
 #include "common/log.h"
 #include "common/modes.h"
@@ -43,7 +45,9 @@ Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironme
       executor_(events_),
       signals_(io),
       window_timer_(io),
-      duration_timer_(io) {
+      duration_timer_(io),
+      config_target_(cfg_.target),
+      config_mode_(cfg_.engine.mode) {
   log::set_min_level(cfg_.log_level == "debug"     ? log::Level::Debug
                      : cfg_.log_level == "warning" ? log::Level::Warning
                      : cfg_.log_level == "error"   ? log::Level::Error
@@ -101,20 +105,103 @@ int Runtime::run(std::optional<double> duration_s) {
 
 void Runtime::open() {
   history_.open(cfg_.state_dir);
+  settings_file_.open(cfg_.state_dir);
   started_ns_ = clock_.now_ns();
   notifier_ = std::make_unique<SystemdNotifier>(io_);
   start_observer();
+  load_settings();
+  start_configured_session();
+  start_dbus();
+}
+
+void Runtime::load_settings() {
+  SavedSettings loaded;
+  const StateFile::Loaded file = settings_file_.load(
+      [&](const json& doc) { loaded = SavedSettings::from_json(doc, cfg_.target_policy); });
+  if (file.used) saved_ = std::move(loaded);
+  std::vector<std::string> dropped;
+  if (saved_.target && saved_.target->kind == TargetSpec::Kind::Pid) {
+    // A pid is only the process it was on the same boot with the same start time.
+    const bool same_boot = !saved_.boot_id.empty() && saved_.boot_id == platform_.boot_id();
+    std::vector<pid_t> same;
+    for (pid_t pid : saved_.target->pids) {
+      auto it = saved_.start_times.find(pid);
+      if (same_boot && it != saved_.start_times.end() && it->second != 0 &&
+          platform_.process_start_time(pid) == it->second)
+        same.push_back(pid);
+      else
+        dropped.push_back("pid " + std::to_string(pid) + ": " +
+                          (same_boot ? "exited, or the number now belongs to another process"
+                                     : "saved before the machine rebooted"));
+    }
+    if (same.empty()) {
+      saved_.target.reset();
+      saved_.start_times.clear();
+    } else if (same.size() < saved_.target->pids.size()) {
+      saved_.target->pids = same;
+    }
+  }
+  if (saved_.target) cfg_.target = saved_.target;
+  if (saved_.mode) cfg_.engine.mode = *saved_.mode;
+
   record(EventKind::Started,
          {{"time_ns", started_ns_},
           {"mode", engine::to_string(cfg_.engine.mode)},
           {"window_ms", cfg_.window_ms},
           {"metric", to_string(cfg_.metric)},
           {"target", cfg_.target ? cfg_.target->to_json() : json(nullptr)},
-          {"history", history_.path()}},
+          {"history", history_.path()},
+          {"settings", settings_json()}},
          "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
              std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
-  if (cfg_.target) start_session();  // startup errors propagate: the config is unusable
-  start_dbus();
+  if (!file.problem.empty()) {
+    settings_problem_ = file.problem + (file.kept_as.empty() ? "" : "; kept as " + file.kept_as) +
+                        "; started from the config file's settings";
+    record(EventKind::SetAside,
+           {{"file", settings_file_.path()}, {"kept_as", file.kept_as}, {"reason", file.problem}},
+           "settings: " + settings_problem_);
+  }
+  if (!dropped.empty()) save_settings();
+  if (saved_.target || saved_.mode || !dropped.empty()) {
+    json fields = {{"file", settings_file_.path()}, {"dropped", dropped}};
+    std::string summary = "settings restored from " + settings_file_.path() + ":";
+    if (saved_.target) {
+      fields["target"] = saved_.target->to_json();
+      summary += " target " + saved_.target->describe();
+    }
+    if (saved_.mode) {
+      fields["mode"] = engine::to_string(*saved_.mode);
+      summary += " mode " + engine::to_string(*saved_.mode);
+    }
+    for (const auto& d : dropped) summary += "; dropped the saved target's " + d;
+    record(EventKind::SettingsRestored, fields, summary);
+  }
+}
+
+void Runtime::start_configured_session() {
+  if (!cfg_.target) return;
+  if (!saved_.target) {
+    start_session();  // startup errors propagate: the config is unusable
+    return;
+  }
+  try {
+    start_session();
+    return;
+  } catch (const std::exception& e) {
+    // A saved target that no longer works is forgotten; the config's is
+    // tried next, and its errors are the config's.
+    session_.reset();
+    const std::string why = std::string("the saved target ") + saved_.target->describe() +
+                            " cannot be tuned: " + e.what();
+    saved_.target.reset();
+    saved_.start_times.clear();
+    save_settings();
+    record(EventKind::SettingsReset,
+           {{"forgot", {"target"}}, {"reason", why}, {"settings", settings_json()}},
+           why + "; forgotten, back to the config file's target");
+  }
+  cfg_.target = config_target_;
+  if (cfg_.target) start_session();
 }
 
 void Runtime::MetricsFeed::on_event(const RecordedEvent& e) {
@@ -185,9 +272,99 @@ void Runtime::start_session() {
 
 void Runtime::start_engine() {
   Session& s = *session_;
-  builder_.start_engine(s, *cfg_.target);
-  if (s.pause_pending) handle(s.engine->pause());
+  builder_.start_engine(s, *cfg_.target, [this] { restore_session_settings(); });
   status_changed();
+}
+
+void Runtime::restore_session_settings() {
+  Session& s = *session_;
+  engine::Engine& e = *s.engine;
+  const bool saved_here = saved_.session_is_for(*cfg_.target);
+  json pins = json::object();
+  std::vector<std::string> dropped;
+  if (saved_here) {
+    for (const auto& [knob, value] : std::map<std::string, int64_t>(saved_.pins)) {
+      std::string why;
+      try {
+        executor_.clear_errors();
+        handle(e.pin(knob, value));
+        if (!executor_.errors().empty()) {
+          why = executor_.errors();
+          handle(e.unpin(knob));
+        }
+      } catch (const ControlError& err) {
+        why = err.what();
+      }
+      if (why.empty()) {
+        pins[knob] = value;
+      } else {
+        dropped.push_back(knob + ": " + why);
+        saved_.pins.erase(knob);
+      }
+    }
+  }
+  const bool paused = s.pause_pending || (saved_here && saved_.paused);
+  if (paused) handle(e.pause());
+  if (!dropped.empty()) remember_session_settings();
+  if (!saved_here) return;
+  std::string summary = "settings restored for " + cfg_.target->describe() + ":";
+  for (const auto& [knob, value] : pins.items()) summary += " pin " + knob + "=" + value.dump();
+  if (paused) summary += " paused";
+  for (const auto& d : dropped) summary += "; dropped the pin of " + d;
+  record(EventKind::SettingsRestored,
+         {{"file", settings_file_.path()},
+          {"target", cfg_.target->to_json()},
+          {"pins", pins},
+          {"paused", paused},
+          {"dropped", dropped}},
+         summary);
+}
+
+void Runtime::remember_session_settings() {
+  if (!session_ || !cfg_.target) return;
+  Session& s = *session_;
+  std::map<std::string, int64_t> pins;
+  bool paused = s.pause_pending;
+  if (s.engine) {
+    for (const auto& k : s.engine->pinned()) pins[k] = s.engine->current().at(k);
+    paused = s.engine->paused();
+  } else if (saved_.session_is_for(*cfg_.target)) {
+    pins = saved_.pins;  // nothing can be pinned before the first process
+  }
+  saved_.set_session(*cfg_.target, std::move(pins), paused);
+  save_settings();
+}
+
+void Runtime::save_target(const TargetSpec& spec) {
+  saved_.target = spec;
+  saved_.start_times.clear();
+  saved_.boot_id.clear();
+  if (spec.kind == TargetSpec::Kind::Pid) {
+    saved_.boot_id = platform_.boot_id();
+    for (pid_t pid : spec.pids) saved_.start_times[pid] = platform_.process_start_time(pid);
+  }
+  // Pins and pause were the previous target's.
+  saved_.clear_session();
+  save_settings();
+}
+
+void Runtime::save_settings() {
+  std::string err = settings_file_.save(saved_.to_json());
+  // The file now says what is in force, or the error does.
+  settings_problem_.clear();
+  if (err == settings_error_) return;
+  if (err.empty()) {
+    log::info("settings: writing " + settings_file_.path() + " again after: " + settings_error_);
+  } else {
+    log::warn("settings: " + err +
+              " (what was set over D-Bus is in force but will not survive a restart)");
+  }
+  settings_error_ = err;
+}
+
+json Runtime::settings_json() const {
+  return settings_status(saved_, config_target_, config_mode_, settings_error_.empty(),
+                         settings_file_.path());
 }
 
 void Runtime::stop_session(const std::string& why) {
@@ -406,6 +583,7 @@ StatusSnapshot Runtime::status() {
     s.target = cfg_.target ? cfg_.target->to_json() : json(nullptr);
     s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
     s.warnings = warnings();
+    s.settings = settings_json();
     return s;
   }
   if (!session_->engine) {
@@ -415,6 +593,7 @@ StatusSnapshot Runtime::status() {
     s.target = cfg_.target->to_json();
     s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
     s.warnings = warnings();
+    s.settings = settings_json();
     return s;
   }
   const engine::Engine& e = *session_->engine;
@@ -435,12 +614,17 @@ StatusSnapshot Runtime::status() {
   s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
   if (session_->target_empty) s.state = "waiting";
   s.warnings = warnings();
+  s.settings = settings_json();
   return s;
 }
 
 std::vector<std::string> Runtime::warnings() const {
   std::vector<std::string> out;
   if (!history_.error().empty()) out.push_back("history: " + history_.error());
+  if (!settings_error_.empty())
+    out.push_back("settings: " + settings_error_ +
+                  " (what was set over D-Bus will not survive a restart)");
+  if (!settings_problem_.empty()) out.push_back("settings: " + settings_problem_);
   return out;
 }
 
@@ -480,6 +664,7 @@ void Runtime::pause() {
     handle(s.engine->pause());
   else
     s.pause_pending = true;
+  remember_session_settings();
   status_changed();
 }
 
@@ -489,6 +674,7 @@ void Runtime::resume() {
     handle(s.engine->resume());
   else
     s.pause_pending = false;
+  remember_session_settings();
   status_changed();
 }
 
@@ -499,6 +685,8 @@ void Runtime::set_mode(const std::string& mode) {
                        "'" + mode + "' is not a mode (" + join_mode_names(", ") + ")");
   cfg_.engine.mode = *m;
   if (session_ && session_->engine) handle(session_->engine->set_mode(*m));
+  saved_.mode = *m;
+  save_settings();
   status_changed();
 }
 
@@ -517,12 +705,14 @@ void Runtime::set_target(const json& target) {
   // A new target is a new session: the old one's settings are put back first.
   if (session_) stop_session("target changed");
   cfg_.target = spec;
+  save_target(spec);
   start();
 }
 
 void Runtime::revert() {
   executor_.clear_errors();
   handle(need_engine("revert").revert_to_baseline());
+  remember_session_settings();  // revert pauses
   status_changed();
   if (!executor_.errors().empty())
     throw ControlError("Failed", "the baseline was not fully restored: " + executor_.errors());
@@ -533,7 +723,10 @@ void Runtime::pin(const std::string& knob, int64_t value) {
   executor_.clear_errors();
   handle(e.pin(knob, value));
   status_changed();
-  if (executor_.errors().empty()) return;
+  if (executor_.errors().empty()) {
+    remember_session_settings();
+    return;
+  }
   // The caller is told the pin failed, so it must not stay in force either.
   if (session_ && session_->engine) handle(session_->engine->unpin(knob));
   throw ControlError("Failed", "pin " + knob + "=" + std::to_string(value) +
@@ -542,6 +735,63 @@ void Runtime::pin(const std::string& knob, int64_t value) {
 
 void Runtime::unpin(const std::string& knob) {
   handle(need_engine("unpin").unpin(knob));
+  remember_session_settings();
+  status_changed();
+}
+
+void Runtime::reset(const std::vector<std::string>& settings) {
+  const auto& known = SavedSettings::names();
+  for (const auto& name : settings)
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      throw ControlError("InvalidArgument",
+                         "'" + name + "' is not a setting (target, mode, pins, paused)");
+  auto wants = [&](const char* name) {
+    return settings.empty() || std::find(settings.begin(), settings.end(), name) != settings.end();
+  };
+  json forgot = json::array();
+  engine::Engine* e = session_ && session_->engine ? session_->engine.get() : nullptr;
+  if (wants("pins")) {
+    if (!saved_.pins.empty() || (e && !e->pinned().empty())) forgot.push_back("pins");
+    if (e)
+      for (const auto& knob : e->pinned()) handle(e->unpin(knob));
+    saved_.pins.clear();
+  }
+  if (wants("paused")) {
+    const bool was_paused =
+        saved_.paused || (e && e->paused()) || (session_ && session_->pause_pending);
+    if (was_paused) forgot.push_back("paused");
+    if (e && e->paused()) handle(e->resume());
+    if (session_) session_->pause_pending = false;
+    saved_.paused = false;
+  }
+  if (saved_.pins.empty() && !saved_.paused) saved_.clear_session();
+  if (wants("mode") && saved_.mode) {
+    forgot.push_back("mode");
+    saved_.mode.reset();
+    cfg_.engine.mode = config_mode_;
+    if (e) handle(e->set_mode(config_mode_));
+  }
+  bool restart = false;
+  if (wants("target") && saved_.target) {
+    forgot.push_back("target");
+    saved_.target.reset();
+    saved_.start_times.clear();
+    saved_.boot_id.clear();
+    const json in_force = cfg_.target ? cfg_.target->to_json() : json(nullptr);
+    const json configured = config_target_ ? config_target_->to_json() : json(nullptr);
+    restart = in_force != configured;
+  }
+  save_settings();
+  std::string summary = "settings reset to the config file's";
+  for (const auto& f : forgot) summary += " " + f.get<std::string>();
+  if (forgot.empty()) summary += " (nothing was set over D-Bus)";
+  record(EventKind::SettingsReset, {{"forgot", forgot}, {"settings", settings_json()}}, summary);
+  if (restart) {
+    // The config's target replaces the one set over D-Bus: a new session.
+    if (session_) stop_session("target reset to the config file's");
+    cfg_.target = config_target_;
+    if (cfg_.target) start();
+  }
   status_changed();
 }
 

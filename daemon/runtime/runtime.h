@@ -24,7 +24,9 @@
 #include "runtime/journal_log.h"
 #include "runtime/platform.h"
 #include "runtime/run_config.h"
+#include "runtime/saved_settings.h"
 #include "runtime/session.h"
+#include "runtime/state_file.h"
 
 namespace specact {
 
@@ -76,6 +78,7 @@ class Runtime : public ControlSurface {
   void revert() override;
   void pin(const std::string& knob, int64_t value) override;
   void unpin(const std::string& knob) override;
+  void reset(const std::vector<std::string>& settings) override;
   std::vector<KnobInfo> list_knobs() override;
   std::vector<HistoryEvent> history(uint64_t since_seq) override;
 
@@ -117,6 +120,21 @@ class Runtime : public ControlSurface {
   // metrics_feed_ and by close_window (the windows' histograms).
   void start_observer();
 
+  // Settings set over D-Bus (saved_settings.h). At open: read the file and
+  // put its target and mode in force (a pid target only while its processes
+  // are the same ones).
+  void load_settings();
+  // Opens the session of the target in force; when a saved target cannot be
+  // opened, it is forgotten and the config's target is tried.
+  void start_configured_session();
+  // The saved pins and pause of the target in force, before window 1.
+  void restore_session_settings();
+  // The session's pins and pause into the saved settings, then saves.
+  void remember_session_settings();
+  void save_target(const TargetSpec& spec);
+  void save_settings();
+  nlohmann::json settings_json() const;
+
   RunConfig cfg_;
   boost::asio::io_context& io_;
   // The environment's, or the real ones owned here.
@@ -148,6 +166,15 @@ class Runtime : public ControlSurface {
   int64_t started_ns_ = 0;
   bool stopping_ = false;
   StatusSnapshot last_stopped_;  // what status() shows between sessions
+
+  // What the config file says (the defaults), and what was set over D-Bus.
+  std::optional<TargetSpec> config_target_;
+  engine::Mode config_mode_;
+  StateFile settings_file_{SavedSettings::kFileName, SavedSettings::kKind, SavedSettings::kFormat,
+                           SavedSettings::kMaxBytes};
+  SavedSettings saved_;
+  std::string settings_error_;    // why the last save failed ("" when it worked)
+  std::string settings_problem_;  // the file read at start could not be used
 };
 
 }  // namespace specact

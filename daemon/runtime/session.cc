@@ -26,7 +26,8 @@ std::unique_ptr<Session> SessionBuilder::open(const TargetSpec& target) const {
   return s;
 }
 
-void SessionBuilder::start_engine(Session& s, const TargetSpec& target) const {
+void SessionBuilder::start_engine(Session& s, const TargetSpec& target,
+                                  const std::function<void()>& before_first_window) const {
   std::vector<KnobInfo> catalogue = s.knobs->catalogue();
   Config baseline = s.knobs->read_current();
   std::vector<KnobInfo> managed;
@@ -41,8 +42,6 @@ void SessionBuilder::start_engine(Session& s, const TargetSpec& target) const {
   if (!unavailable.empty()) log::debug("knobs not available here:" + unavailable);
   s.engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
   s.target_empty = false;
-  s.metrics->refresh_targets();
-  s.metrics->discard_window(clock_.now_ns());  // opens window 1
 
   json knobs = json::array();
   for (const auto& k : s.engine->knobs()) knobs.push_back(k.name);
@@ -56,6 +55,9 @@ void SessionBuilder::start_engine(Session& s, const TargetSpec& target) const {
                  "tuning " + target.describe() + " with " + std::to_string(knobs.size()) +
                      " knobs (" + knobs.dump() + "); speculator " + s.speculator->describe() +
                      ", actor " + s.actor->describe());
+  if (before_first_window) before_first_window();
+  s.metrics->refresh_targets();
+  s.metrics->discard_window(clock_.now_ns());  // opens window 1
 }
 
 }  // namespace specact

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -52,8 +53,11 @@ class SessionBuilder {
   // The session has no engine yet.
   std::unique_ptr<Session> open(const TargetSpec& target) const;
   // Builds the engine from the knobs the target's processes have now (their
-  // values are the baseline), opens window 1 and records session_started.
-  void start_engine(Session& s, const TargetSpec& target) const;
+  // values are the baseline), records session_started, calls
+  // `before_first_window` (settings restored for this target go in before
+  // anything is measured) and opens window 1.
+  void start_engine(Session& s, const TargetSpec& target,
+                    const std::function<void()>& before_first_window = nullptr) const;
 
  private:
   const RunConfig& cfg_;

@@ -39,17 +39,20 @@ class RealDaemonTest : public ::testing::Test {
     char tmpl[] = "/tmp/specact-dbus-inputs-XXXXXX";
     dir_ = mkdtemp(tmpl);
     bus_ = std::make_unique<PrivateBus>();
-    std::string cfg = dir_ + "/specactd.json";
-    std::ofstream(cfg) << json{{"target", nullptr},
-                               {"window_ms", 200},
-                               {"state_dir", dir_ + "/state"},
-                               {"dbus", {{"bus_address", bus_->address()}, {"required", true}}}}
-                              .dump();
-    daemon_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{SPECACTD_PATH, "run", "--config", cfg}, true);
+    config_ = dir_ + "/specactd.json";
+    std::ofstream(config_) << json{{"target", nullptr},
+                                   {"window_ms", 200},
+                                   {"state_dir", dir_ + "/state"},
+                                   {"dbus", {{"bus_address", bus_->address()}, {"required", true}}}}
+                                  .dump();
     conn_ = sdbus::createSessionBusConnectionWithAddress(bus_->address());
     conn_->setMethodCallTimeout(std::chrono::seconds(5));
     proxy_ = std::make_unique<Proxy>(*conn_);
+    start_daemon();
+  }
+  void start_daemon() {
+    daemon_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{SPECACTD_PATH, "run", "--config", config_}, true);
     // Up once it answers.
     for (int i = 0; i < 100; ++i) {
       try {
@@ -61,15 +64,17 @@ class RealDaemonTest : public ::testing::Test {
     }
     FAIL() << "specactd did not come up on the private bus";
   }
+  void stop_daemon() {
+    if (!daemon_) return;
+    daemon_->signal(SIGTERM);
+    int rc = daemon_->wait(10'000);
+    EXPECT_EQ(rc, 0) << daemon_->drain_stdout();
+    daemon_.reset();
+  }
   void TearDown() override {
+    stop_daemon();
     proxy_.reset();
     conn_.reset();
-    if (daemon_) {
-      daemon_->signal(SIGTERM);
-      int rc = daemon_->wait(10'000);
-      EXPECT_EQ(rc, 0) << daemon_->drain_stdout();
-      daemon_.reset();
-    }
     bus_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -94,6 +99,7 @@ class RealDaemonTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string config_;
   std::unique_ptr<PrivateBus> bus_;
   std::unique_ptr<Subprocess> daemon_;
   std::unique_ptr<sdbus::IConnection> conn_;
@@ -131,6 +137,56 @@ TEST_F(RealDaemonTest, HostileTargetsAreRefusedOrAnsweredWithinASecond) {
     EXPECT_LT(status_seconds(), 1.0);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+}
+
+// Issue 16 with the real daemon and the real bus policy: a target and a mode
+// set over D-Bus are kept when specactd restarts, GetStatus says where each
+// came from, and Reset (as root, and through specactctl) forgets them.
+TEST_F(RealDaemonTest, SettingsSurviveARestartUntilReset) {
+  const json unit = {{"unit", "specact-no-such-test.service"}};  // waited for, never there
+  proxy_->SetTarget(unit.dump());
+  proxy_->SetMode("actor-only");
+  json s = json::parse(proxy_->GetStatus());
+  EXPECT_EQ(s["settings"]["target"]["source"], "saved");
+
+  stop_daemon();
+  start_daemon();
+  s = json::parse(proxy_->GetStatus());
+  EXPECT_EQ(s["target"], unit);
+  EXPECT_EQ(s["mode"], "actor-only");
+  EXPECT_EQ(s["state"], "waiting");
+  EXPECT_EQ(s["settings"]["target"]["source"], "saved");
+  EXPECT_EQ(s["settings"]["target"]["config"], nullptr);
+  EXPECT_EQ(s["settings"]["mode"]["source"], "saved");
+  EXPECT_EQ(s["settings"]["mode"]["config"], "speculative");
+  EXPECT_EQ(s["settings"]["file"], dir_ + "/state/settings.json");
+
+  auto ctl = [&](std::vector<std::string> args, std::optional<uid_t> uid = std::nullopt) {
+    args.insert(args.begin(), SPECACTCTL_PATH);
+    return run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()}, uid);
+  };
+  auto nobody = ctl({"reset"}, 65534);
+  EXPECT_EQ(nobody.exit_code, 1);
+  EXPECT_NE(nobody.err.find("permission denied"), std::string::npos) << nobody.err;
+  auto clear = ctl({"target", "--clear"});
+  ASSERT_EQ(clear.exit_code, 0) << clear.err;
+  s = json::parse(proxy_->GetStatus());
+  EXPECT_TRUE(s["target"].is_null());
+  EXPECT_EQ(s["state"], "stopped");
+  EXPECT_EQ(s["settings"]["target"]["source"], "config");
+  EXPECT_EQ(s["mode"], "actor-only") << "only the target was reset";
+  auto status = ctl({"status"});
+  EXPECT_NE(status.out.find("Settings:  target config, mode saved (config: speculative)"),
+            std::string::npos)
+      << status.out;
+
+  proxy_->Reset({});
+  stop_daemon();
+  start_daemon();
+  s = json::parse(proxy_->GetStatus());
+  EXPECT_TRUE(s["target"].is_null());
+  EXPECT_EQ(s["mode"], "speculative");
+  EXPECT_EQ(s["settings"]["mode"]["source"], "config");
 }
 
 }  // namespace

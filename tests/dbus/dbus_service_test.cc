@@ -194,6 +194,26 @@ TEST_F(DbusServiceTest, PinUnpinRevert) {
   EXPECT_EQ(proxy_->CurrentConfig(), proxy_->BaselineConfig());
 }
 
+// Reset(as): the names reach the surface as given (none = all); a name the
+// surface does not know is InvalidArgument, and so are too many or too long
+// names, before the surface sees them.
+TEST_F(DbusServiceTest, ResetForgetsNamedSettings) {
+  proxy_->Reset({"target"});
+  proxy_->Reset({});
+  proxy_->Reset({"pins", "mode"});
+  EXPECT_EQ(error_name([&] { proxy_->Reset({"knobs"}); }), "org.specact.Error.InvalidArgument");
+  EXPECT_EQ(error_name([&] { proxy_->Reset(std::vector<std::string>(17, "mode")); }),
+            "org.specact.Error.InvalidArgument");
+  EXPECT_EQ(error_name([&] { proxy_->Reset({std::string(100'000, 'k')}); }),
+            "org.specact.Error.InvalidArgument");
+  std::vector<std::vector<std::string>> resets;
+  server_->run([&] { resets = fake().resets; });
+  ASSERT_EQ(resets.size(), 3u);
+  EXPECT_EQ(resets[0], std::vector<std::string>{"target"});
+  EXPECT_TRUE(resets[1].empty());
+  EXPECT_EQ(resets[2], (std::vector<std::string>{"pins", "mode"}));
+}
+
 TEST_F(DbusServiceTest, ReadMethodsReturnDocumentedJson) {
   json s = json::parse(proxy_->GetStatus());
   for (const char* key :

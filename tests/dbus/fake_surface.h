@@ -60,6 +60,12 @@ class FakeSurface : public ControlSurface {
     snap_.speculator = {40, 52000, 4000, 1, 2, 0.0125};
     snap_.actor = {4, 30000, 2500, 0, 0, 0.25};
     snap_.uptime_s = 3723.5;
+    snap_.settings = {
+        {"file", "/var/lib/specactd/settings.json"},
+        {"target", {{"source", "saved"}, {"config", nullptr}}},
+        {"mode", {{"source", "config"}, {"config", "speculative"}}},
+        {"pins", {{"source", "config"}, {"values", nlohmann::json::object()}, {"target", nullptr}}},
+        {"paused", {{"source", "config"}, {"value", false}}}};
     snap_.warnings = {
         "history: cannot append to /var/lib/specactd/history.jsonl: No space left on device "
         "(events are kept in memory only)"};
@@ -133,6 +139,13 @@ class FakeSurface : public ControlSurface {
     snap_.pinned.erase(it);
     changed();
   }
+  void reset(const std::vector<std::string>& settings) override {
+    for (const auto& s : settings)
+      if (s != "target" && s != "mode" && s != "pins" && s != "paused")
+        throw ControlError("InvalidArgument", "'" + s + "' is not a setting");
+    resets.push_back(settings);
+    changed();
+  }
   std::vector<KnobInfo> list_knobs() override { return knobs_; }
   std::vector<HistoryEvent> history(uint64_t since) override {
     std::vector<HistoryEvent> out;
@@ -160,6 +173,7 @@ class FakeSurface : public ControlSurface {
 
   StatusSnapshot snap_;
   int status_calls = 0;
+  std::vector<std::vector<std::string>> resets;  // every Reset's argument, in order
 
  private:
   const KnobInfo* find(const std::string& name) const {

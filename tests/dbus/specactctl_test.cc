@@ -121,6 +121,28 @@ TEST_F(SpecactctlTest, ControlCommandsChangeTheDaemon) {
   EXPECT_EQ(json::parse(u.out), json({{"ok", true}, {"command", "target"}}));
 }
 
+// What was set over D-Bus is forgotten with Reset: `target --clear` for the
+// target, `reset [SETTING...]` for the named settings or all of them.
+TEST_F(SpecactctlTest, TargetClearAndResetCallReset) {
+  auto clear = ctl({"target", "--clear"});
+  EXPECT_EQ(clear.exit_code, 0) << clear.err;
+  EXPECT_NE(clear.out.find("config file's"), std::string::npos) << clear.out;
+  EXPECT_EQ(ctl({"reset"}).exit_code, 0);
+  auto some = ctl({"reset", "pins", "paused", "--json"});
+  EXPECT_EQ(some.exit_code, 0) << some.err;
+  EXPECT_EQ(json::parse(some.out), json({{"ok", true}, {"command", "reset"}}));
+  auto bad = ctl({"reset", "knobs"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("'knobs' is not a setting"), std::string::npos) << bad.err;
+  EXPECT_EQ(ctl({"target", "--clear", "x"}).exit_code, 2);
+  std::vector<std::vector<std::string>> resets;
+  server_->run([&] { resets = fake().resets; });
+  ASSERT_EQ(resets.size(), 3u);
+  EXPECT_EQ(resets[0], std::vector<std::string>{"target"});
+  EXPECT_TRUE(resets[1].empty());
+  EXPECT_EQ(resets[2], (std::vector<std::string>{"pins", "paused"}));
+}
+
 TEST_F(SpecactctlTest, ExitCodesForUsageAndDaemonErrors) {
   auto bad_mode = ctl({"mode", "turbo"});
   EXPECT_EQ(bad_mode.exit_code, 2);
@@ -181,7 +203,8 @@ TEST_F(SpecactctlTest, UsageErrorsComeFirstAndHelpAndUtf8) {
                               << r.err;
   }
   EXPECT_EQ(ctl({"status"}).exit_code, 3);  // a valid command still says "not running"
-  for (const char* cmd : {"status", "knobs", "history", "watch", "target", "pin", "mode"}) {
+  for (const char* cmd :
+       {"status", "knobs", "history", "watch", "target", "pin", "mode", "reset"}) {
     auto h = ctl({cmd, "--help"});
     EXPECT_EQ(h.exit_code, 0) << cmd << ": " << h.err;
     EXPECT_NE(h.out.find(std::string("specactctl ") +
@@ -193,7 +216,9 @@ TEST_F(SpecactctlTest, UsageErrorsComeFirstAndHelpAndUtf8) {
               std::string::npos)
         << h.out;
   }
-  auto bad = ctl({"target", "--comm", "\xff\xfe" "abc"});
+  auto bad = ctl({"target", "--comm",
+                  "\xff\xfe"
+                  "abc"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("is not valid UTF-8"), std::string::npos) << bad.err;
   EXPECT_EQ(bad.err.find("json.exception"), std::string::npos) << bad.err;
@@ -213,6 +238,8 @@ TEST_F(SpecactctlTest, UnprivilegedUserReadsButCannotChange) {
                                        {"mode", "monitor"},
                                        {"pin", "task.slice_us=100"},
                                        {"target", "--comm", "x"},
+                                       {"target", "--clear"},
+                                       {"reset"},
                                        {"unpin", "task.slice_us"}}) {
     auto r = ctl(cmd, kNobody);
     EXPECT_EQ(r.exit_code, 1) << cmd[0];
@@ -223,6 +250,9 @@ TEST_F(SpecactctlTest, UnprivilegedUserReadsButCannotChange) {
   EXPECT_EQ(s.state, "stopped");
   EXPECT_EQ(s.mode, "speculative");
   EXPECT_TRUE(s.pinned.empty());
+  std::vector<std::vector<std::string>> resets;
+  server_->run([&] { resets = fake().resets; });
+  EXPECT_TRUE(resets.empty());
   // Root may (the same binary, the same bus).
   EXPECT_EQ(ctl({"start"}).exit_code, 0);
 }

@@ -6,8 +6,10 @@
 #   - specactctl (the host binary) answers `status` over the container's
 #     system bus, for root and for an unprivileged user,
 #   - the unprivileged user is refused a mutating call,
-#   - a pinned knob is applied, and `systemctl stop specactd` puts it back
-#     (and leaves every global sysctl the catalogue knows as it found it),
+#   - a pinned knob is applied; after a SIGKILL ExecStopPost puts it back,
+#     the service restarts with the target and the pin it had (settings.json),
+#     and `systemctl stop specactd` puts it back (and leaves every global
+#     sysctl the catalogue knows as it found it),
 #   - the hardened unit serves Prometheus metrics (metrics.listen) that show
 #     the pinned knob, and decisions reach the journal as structured entries
 #     (`journalctl -u specactd SPECACT_EVENT=reverted`), each line once.
@@ -202,13 +204,35 @@ for _ in $(seq 1 40); do
   sleep 0.25
 done
 [[ $new_pid != 0 && $new_pid != "$old_pid" ]] || fail "specactd was not restarted after SIGKILL"
-[[ $(nice_of "$demo_pid") == "$nice_before" ]] || fail "nice not restored after the crash ($(nice_of "$demo_pid"))"
-step "after SIGKILL: restarted (pid $old_pid -> $new_pid), nice restored to $nice_before"
-# The new instance starts without a target; tune again so stop has work to undo.
-ctl target --unit specact-demo.service >/dev/null || fail "target after restart failed"
-ctl pin task.nice=7 >/dev/null || fail "pin after restart failed"
+# The new instance keeps what was set over D-Bus (settings.json): the target
+# and the pin are in force again.
 for _ in $(seq 1 20); do [[ $(nice_of "$demo_pid") == 7 ]] && break; sleep 0.25; done
-[[ $(nice_of "$demo_pid") == 7 ]] || fail "pinned nice not applied after restart"
+[[ $(nice_of "$demo_pid") == 7 ]] || fail "the saved pin was not in force after the restart ($(nice_of "$demo_pid"))"
+status_json=$(ctl status --json) || fail "status after the restart failed"
+py() { python3 -c "$1" "${@:2}"; }
+py 'import json, sys
+s = json.loads(sys.argv[1])
+assert s["target"] == {"unit": "specact-demo.service"}, s["target"]
+assert s["pinned"] == ["task.nice"], s["pinned"]
+assert s["settings"]["target"]["source"] == "saved", s["settings"]
+assert s["settings"]["pins"]["source"] == "saved", s["settings"]' "$status_json" ||
+  fail "status after the restart does not show the saved target and pin: $status_json"
+# ExecStopPost restored the crashed run's journal before the new instance
+# started: it found nothing to recover, and read the original nice as its
+# baseline (then applied the saved pin).
+in_ct cat /var/lib/specactd/history.jsonl >"$work/history-crash.jsonl"
+py 'import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+start = max(i for i, e in enumerate(lines) if e["type"] == "started")
+run = lines[start:]
+types = [e["type"] for e in run]
+assert "recovered" not in types, "the new run had to recover a journal: ExecStopPost did not restore"
+assert "settings_restored" in types, types
+session = next(e for e in run if e["type"] == "session_started")
+assert str(session["baseline"]["task.nice"]) == sys.argv[2], session["baseline"]' \
+  "$work/history-crash.jsonl" "$nice_before" ||
+  fail "the run after SIGKILL does not show ExecStopPost's restore and the restored settings"
+step "after SIGKILL: restored by ExecStopPost, restarted (pid $old_pid -> $new_pid), target and pin kept (nice 7 again)"
 grep -qx 'specact_knob_value{knob="task.nice",config="current"} 7' <<<"$(scrape)" ||
   fail "metrics do not show the pinned task.nice=7"
 

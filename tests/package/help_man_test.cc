@@ -313,7 +313,9 @@ TEST(Completion, CompletesInBash) {
   EXPECT_EQ(complete("specactctl", "specactctl mo"), "mode ");
   EXPECT_EQ(complete("specactctl", "specactctl mode spec"), "speculative speculator-only ");
   EXPECT_EQ(complete("specactctl", "specactctl --bus unix:path=/x tar"), "target ");
-  EXPECT_EQ(complete("specactctl", "specactctl target --"), "--cgroup --comm --json --pid --unit ");
+  EXPECT_EQ(complete("specactctl", "specactctl target --"),
+            "--cgroup --clear --comm --json --pid --unit ");
+  EXPECT_EQ(complete("specactctl", "specactctl reset p"), "paused pins ");
   EXPECT_EQ(complete("specactctl", "specactctl history --l"), "--limit ");
   EXPECT_EQ(complete("specactd", "specactd re"), "restore ");
   EXPECT_EQ(complete("specactd", "specactd restore --f"), "--force ");

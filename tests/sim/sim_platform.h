@@ -39,6 +39,10 @@ struct SimMachine {
   std::map<std::string, std::string> failing_writes;
   // What recover_leftover() reports (default: nothing to do).
   RestoreReport leftover;
+  // Who the target's pids are: a pid target saved before a restart is kept
+  // only while both are the same (change them for a reboot or a reused pid).
+  std::string boot_id = "sim-boot";
+  uint64_t start_time = 1;
 
   // Observations.
   std::vector<Config> applies;  // every apply's desired config, in order
@@ -62,6 +66,10 @@ class SimPlatform : public Platform {
   void validate_target(const TargetSpec& spec) override;
   std::unique_ptr<TargetSession> open_target(const TargetSpec& spec) override;
   std::vector<KnobInfo> catalogue_without_target() override;
+  std::string boot_id() override { return machine_.boot_id; }
+  uint64_t process_start_time(pid_t) override {
+    return machine_.target_exists ? machine_.start_time : 0;
+  }
 
  private:
   SimMachine& machine_;

@@ -25,6 +25,11 @@ struct Rule {
   bool standard_only = false;  // <...> only from the C++ library and nlohmann/json
 };
 
+// Headers of common that do I/O or need a system library: not for the pure
+// layers.
+const Set kNotPure = {"common/log.h", "common/state_dir.h", "common/asio.h",
+                      "common/bounded_regex.h"};
+
 const std::map<std::string, Rule>& rules() {
   static const std::map<std::string, Rule> r = {
       {"daemon/common", {{"common"}, {"sampler_abi.h"}, {}}},
@@ -32,12 +37,9 @@ const std::map<std::string, Rule>& rules() {
       {"daemon/metrics",
        {{"common", "target", "metrics"}, {"sampler_abi.h", "sampler.skel.h"}, {}}},
       {"daemon/knobs", {{"common", "target", "knobs"}, {}, {}}},
-      {"daemon/agents", {{"common", "agents"}, {}, {}}},
-      {"daemon/engine",
-       {{"common", "engine", "agents"},
-        {},
-        {"common/log.h", "common/state_dir.h", "common/asio.h", "common/bounded_regex.h"},
-        true}},
+      {"daemon/agents", {{"common", "agents", "evidence"}, {}, {}}},
+      {"daemon/evidence", {{"common", "evidence"}, {}, kNotPure, true}},
+      {"daemon/engine", {{"common", "engine", "evidence", "agents"}, {}, kNotPure, true}},
       {"daemon/dbus", {{"common", "target", "dbus"}, {"specact_daemon1_adaptor.h"}, {}}},
       {"daemon/observe", {{"common", "observe"}, {}, {}}},
       {"daemon/runtime",
@@ -110,6 +112,9 @@ TEST(Layout, EveryIncludeFollowsTheTable) {
   size_t files = 0;
   for (const auto& [dir, rule] : rules()) {
     const fs::path d = root / dir;
+    // daemon/evidence arrives with the decisions branch (issue 13); until
+    // then its rule has nothing to check.
+    if (dir == "daemon/evidence" && !fs::exists(d)) continue;
     ASSERT_TRUE(fs::is_directory(d)) << d;
     Set own;
     for (const auto& e : fs::directory_iterator(d)) own.insert(e.path().filename().string());

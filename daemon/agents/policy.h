@@ -1,9 +1,15 @@
 // Builtin Speculator and Actor policies: synchronous, deterministic given the
 // seed, no I/O. Both read a PolicyInput, a compact digest of an AgentContext
-// (per-config pooled evidence with confidence intervals plus the latest
-// windows). The same digest is the JSON state block embedded in every LLM
+// (per-config pooled evidence plus the latest windows and facts about the
+// target). The same digest is the JSON state block embedded in every LLM
 // prompt, so a test server can rebuild it from a prompt and answer exactly as
 // the builtin agent would.
+//
+// The units: digest.cc (AgentContext -> PolicyInput), state_codec.cc (the
+// state JSON both ways), rules.cc (scheduler knowledge as stated rules),
+// search.cc (where to measure next), actor_policy.cc and speculator_policy.cc
+// (one role each). Evidence statistics come from daemon/evidence, the same
+// model the engine decides with.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "agents/agent.h"
+#include "common/agent_protocol.h"
+#include "evidence/evidence.h"
 
 namespace specact {
 
@@ -29,29 +36,19 @@ struct WindowSummary {
   bool low_confidence = false;
 };
 
-// Everything known about one config, pooled over its usable windows (not
-// straddled, not low-confidence, with an objective).
+// Everything known about one config, pooled over its clean windows.
 struct ConfigEvidence {
   Config config;
-  uint64_t windows = 0;
-  uint64_t samples = 0;
-  double p95_us = 0;          // pooled-histogram p95 (mean of window p95s without histograms)
-  double window_best_us = 0;  // the lowest of its windows' own p95s
-  double ci_low_us = 0;       // ~95 % interval of the p95
-  double ci_high_us = 0;
-  std::optional<double> throughput;  // mean per window
+  evidence::Estimate est;
   uint64_t last_window = 0;
-  // Relative standard error of p95 (on the log scale), from the interval.
-  double rel_se() const;
 };
 
-// What the actor's pending decision is most likely based on: the history up to
-// the window at whose end the engine asked it (the first window after its last
-// decision under a config with usable evidence). The speculator replays the
-// actor's rule on it to guess that decision.
+// What the actor's pending decision rests on: the history it was asked with.
+// The speculator replays the actor's rule on it to guess that decision.
 struct ActorView {
   uint64_t windows = 0;  // history windows the view covers (oldest first)
   Config current;        // in force when the actor was asked
+  Config confirmed;      // the actor's last decision at that time
   std::vector<ConfigEvidence> evidence;
 };
 
@@ -66,36 +63,26 @@ struct PolicyInput {
   uint64_t windows_total = 0;            // windows in the context's history
   uint64_t windows_since_decision = 0;   // of which after the actor's last decision
   std::vector<WindowSummary> recent;     // speculator: since the decision; actor: the last few
-  std::vector<ConfigEvidence> evidence;  // every config with usable windows, whole history
-  std::optional<ActorView> actor_view;   // speculator only
-  // Mean on-CPU time of the target between voluntary sleeps over the latest
-  // windows (its request size), when it sleeps often enough to have one.
-  std::optional<double> burst_us;
+  std::vector<ConfigEvidence> evidence;  // every config with clean windows, whole history
+  std::optional<ActorView> actor_view;   // speculator only, while the actor is thinking
+  // Facts about the target over its latest clean windows: on-CPU time and
+  // voluntary sleeps per second of wall time.
+  std::optional<double> oncpu_ms_per_s;
+  std::optional<double> sleeps_per_s;
+  int online_cpus = 1;
+  double actor_latency_windows = 10;
+  bool actor_explores = true;
+  EvidenceOptions opts;
+  SearchOptions search;
+  GuardReference guard;
 };
-
-// EEVDF's per-task slice is the task's request size: a slice a little above
-// the burst lets a woken task preempt on an early deadline and finish its
-// burst within one slice; the closer above, the earlier the deadline (on
-// kernel 6.18 a 300 us burst waited out a hog's slice in ~5 % of windows at a
-// 350 us slice, ~30 % at 500 us, and was cut up at 300 us). The prior proposes
-// task.slice_us = this x burst: a 30 % margin for the burst's own jitter.
-inline constexpr double kSliceBurstFactor = 1.3;
-// A measured slice within this log distance (~15 %) of the prior counts as it.
-inline constexpr double kPriorSpread = 0.14;
-// Windows the prior's config is measured before the speculator searches around it.
-inline constexpr uint64_t kPriorTrialWindows = 3;
-// The floor of the service p95: burst x this. A config that has served a
-// whole window at the floor is as good as any setting can be: converged. (At a
-// fixed good slice the kernel still flips about a third of the windows to
-// ~1.4 ms, so neither the pooled p95 nor a median of few windows settles it;
-// no knob value reaches the floor while the target waits out other tasks.)
-inline constexpr double kFloorMargin = 1.3;
-// Fewer voluntary sleeps per second than this: no burst (a CPU-bound target).
-inline constexpr double kMinSleepsPerSecond = 20;
 
 // Limits of the digest (and so of the prompts).
 inline constexpr size_t kSpeculatorRecentWindows = 8;
 inline constexpr size_t kActorRecentWindows = 12;
+// Windows the target facts (burst, CPU share) are averaged over: the latest
+// few, so they follow the workload, and enough to smooth one odd window.
+inline constexpr size_t kFactWindows = 10;
 
 // Pools an AgentContext into a PolicyInput.
 PolicyInput digest(const AgentContext& ctx);
@@ -104,25 +91,26 @@ nlohmann::json state_to_json(const PolicyInput& in);
 // Inverse of state_to_json; throws std::invalid_argument on malformed state.
 PolicyInput state_from_json(const nlohmann::json& j);
 
-// Evidence statistics for one set of windows of a single config (exposed for tests).
-ConfigEvidence pool_evidence(const std::vector<const WindowRecord*>& windows, Metric metric);
+// Evidence of one config's windows (exposed for tests): the engine's model.
+ConfigEvidence pool_evidence(const std::vector<const WindowRecord*>& windows, Metric metric,
+                             const EvidenceOptions& opts = {});
 
-// Speculator: predicts the actor first, explores second. Candidate 1 is the
-// actor's own rule replayed on the evidence the actor is deciding from (its
-// view; the whole evidence when that view would not decide yet), so a right
-// guess is confirmed as a hit; the other candidates are the most promising
-// pattern-search steps around the best recent config. When the predicted
-// decision is already in force, exploring comes first (staying is implicit).
+// Speculator: candidate 1 is what should be in force when the actor answers
+// (its likely decision, or the best measured config while it will not decide
+// yet), so a right guess is confirmed as a hit; the other candidates are the
+// search's next measurements, tried while the actor thinks.
 class BuiltinSpeculatorPolicy {
  public:
   AgentReply propose(const AgentContext& ctx) const { return propose(digest(ctx)); }
   AgentReply propose(const PolicyInput& in) const;
 };
 
+// Actor: deliberate. Moves to a measured config only when it is better than
+// the confirmed one by more than the noise and the metric's resolution;
+// explores itself only when no speculator explores for it; says "converged"
+// when the search has nothing left to measure.
 class BuiltinActorPolicy {
  public:
-  // Decisions need the better config to win a one-sided test at this z.
-  static constexpr double kDecisionZ = 1.645;
   AgentReply propose(const AgentContext& ctx) const { return propose(digest(ctx)); }
   AgentReply propose(const PolicyInput& in) const;
 };

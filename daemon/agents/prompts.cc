@@ -103,9 +103,11 @@ std::string evidence_lines(const PolicyInput& in) {
   if (in.evidence.empty()) return "(no usable windows yet)";
   std::ostringstream os;
   for (const auto& e : in.evidence) {
-    os << "- " << config_text(in, e.config) << ": " << e.windows << " windows, " << e.samples
-       << " samples, pooled p95 " << fmt_us(e.p95_us) << " [" << fmt_us(e.ci_low_us) << ", "
-       << fmt_us(e.ci_high_us) << "], last #" << e.last_window << "\n";
+    os << "- " << config_text(in, e.config) << ": " << e.est.windows << " windows, "
+       << e.est.samples << " samples, pooled p95 " << fmt_us(e.est.p95_us) << " ["
+       << fmt_us(e.est.lo_us) << ", " << fmt_us(e.est.hi_us) << "]";
+    if (e.est.p99_us) os << ", p99 " << fmt_us(*e.est.p99_us);
+    os << ", last #" << e.last_window << "\n";
   }
   std::string s = os.str();
   s.pop_back();

@@ -22,6 +22,25 @@ std::optional<KnobScale> knob_scale_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+std::string to_string(KnobEffect e) {
+  switch (e) {
+    case KnobEffect::Direct:
+      return "direct";
+    case KnobEffect::Relative:
+      return "relative";
+    case KnobEffect::Conditional:
+      return "conditional";
+  }
+  return "?";
+}
+
+std::optional<KnobEffect> knob_effect_from_string(const std::string& s) {
+  if (s == "direct") return KnobEffect::Direct;
+  if (s == "relative") return KnobEffect::Relative;
+  if (s == "conditional") return KnobEffect::Conditional;
+  return std::nullopt;
+}
+
 nlohmann::json knob_info_to_json(const KnobInfo& k) {
   nlohmann::json j = {{"name", k.name},
                       {"family", k.family},
@@ -30,6 +49,7 @@ nlohmann::json knob_info_to_json(const KnobInfo& k) {
                       {"min", k.domain.min},
                       {"max", k.domain.max},
                       {"scale", to_string(k.domain.scale)},
+                      {"effect", to_string(k.effect)},
                       {"available", k.available}};
   if (!k.domain.enum_values.empty()) j["values"] = k.domain.enum_values;
   if (!k.available) j["unavailable_reason"] = k.unavailable_reason;
@@ -84,6 +104,30 @@ std::optional<int64_t> enum_value_index(const KnobDomain& d, std::string_view na
   for (size_t i = 0; i < d.enum_values.size(); ++i)
     if (d.enum_values[i] == name) return static_cast<int64_t>(i);
   return std::nullopt;
+  return std::nullopt;
+}
+
+std::string describe_config(const std::vector<KnobInfo>& knobs, const Config& c) {
+  std::string out;
+  for (const auto& k : knobs) {
+    auto it = c.find(k.name);
+    if (it == c.end()) continue;
+    out += (out.empty() ? "" : " ") + k.name + "=" + format_knob_value(k, it->second);
+  }
+  return out.empty() ? "{}" : out;
+}
+
+std::string describe_change(const std::vector<KnobInfo>& knobs, const Config& from,
+                            const Config& to) {
+  std::string out;
+  for (const auto& k : knobs) {
+    auto a = from.find(k.name), b = to.find(k.name);
+    if (b == to.end() || (a != from.end() && a->second == b->second)) continue;
+    out += (out.empty() ? "" : ", ") + k.name + " " +
+           (a != from.end() ? format_knob_value(k, a->second) : std::string("?")) + "->" +
+           format_knob_value(k, b->second);
+  }
+  return out.empty() ? "no change" : out;
 }
 
 }  // namespace specact

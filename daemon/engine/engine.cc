@@ -72,8 +72,7 @@ Engine::Engine(EngineOptions opts, const Clock& clock, std::vector<KnobInfo> kno
     : opts_(std::move(opts)),
       clock_(clock),
       evidence_(opts_.evidence, opts_.max_configs),
-      actor_latency_windows_(opts_.expected_actor_windows),
-      step_gain_(opts_.initial_step_gain) {
+      actor_latency_windows_(opts_.expected_actor_windows) {
   for (auto& k : knobs) {
     if (!k.available) continue;
     // A knob whose original value is unknown cannot be put back: do not manage it.
@@ -137,32 +136,6 @@ Event Engine::event(std::string type, nlohmann::json fields, std::string summary
   return e;
 }
 
-std::string Engine::describe_config(const Config& c) const {
-  std::ostringstream os;
-  bool first = true;
-  for (const auto& k : knobs_) {
-    auto it = c.find(k.name);
-    if (it == c.end()) continue;
-    os << (first ? "" : " ") << k.name << "=" << format_knob_value(k, it->second);
-    first = false;
-  }
-  return first ? "{}" : os.str();
-}
-
-std::string Engine::describe_change(const Config& from, const Config& to) const {
-  std::ostringstream os;
-  bool first = true;
-  for (const auto& k : knobs_) {
-    auto a = from.find(k.name), b = to.find(k.name);
-    if (b == to.end() || (a != from.end() && a->second == b->second)) continue;
-    os << (first ? "" : ", ") << k.name << " "
-       << (a != from.end() ? format_knob_value(k, a->second) : "?") << "->"
-       << format_knob_value(k, b->second);
-    first = false;
-  }
-  return first ? "no change" : os.str();
-}
-
 Config Engine::sanitize(const Config& proposal, std::vector<std::string>* dropped) const {
   Config out = current_;
   for (const auto& [name, value] : proposal) {
@@ -180,44 +153,40 @@ Config Engine::sanitize(const Config& proposal, std::vector<std::string>* droppe
 }
 
 bool Engine::matches(const Config& a, const Config& b) const {
-  for (const auto& k : knobs_) {
-    auto ia = a.find(k.name), ib = b.find(k.name);
-    if (ia == a.end() || ib == b.end()) {
-      if ((ia == a.end()) != (ib == b.end())) return false;
-      continue;
-    }
-    const double va = static_cast<double>(ia->second), vb = static_cast<double>(ib->second);
-    const double tol = std::max(0.0, k.tolerance_fraction);
-    switch (k.domain.scale) {
-      case KnobScale::Enum:
-        if (ia->second != ib->second) return false;
-        break;
-      case KnobScale::Log:
-        if (std::abs(va - vb) > tol * std::max(std::abs(va), std::abs(vb))) return false;
-        break;
-      case KnobScale::Linear:
-        if (std::abs(va - vb) > tol * static_cast<double>(k.domain.max - k.domain.min) + 1e-9)
-          return false;
-        break;
-    }
-  }
-  return true;
+  return evidence::same_config(knobs_, a, b);
 }
 
-bool Engine::feasible(const Estimate& e) const {
-  if (!baseline_tp_ || !e.throughput || *baseline_tp_ <= 0) return true;
-  return *e.throughput >= opts_.throughput_floor * *baseline_tp_;
+GuardReference Engine::guard_reference() const {
+  GuardReference g;
+  g.p99_us = baseline_p99_;
+  g.throughput = baseline_tp_;
+  g.requests_per_s = baseline_requests_;
+  return g;
 }
+
+std::string Engine::guard_violation(const Estimate& e) const {
+  return evidence::guard_violation(e, guard_reference(), opts_.evidence,
+                                   opts_.metric == Metric::CommandP95);
+}
+
+bool Engine::feasible(const Estimate& e) const { return guard_violation(e).empty(); }
 
 Config Engine::best() const {
+  // As the builtin agents' incumbent: the confirmed config unless a measured
+  // one is better beyond the noise, then the best-ranked of those
+  // (evidence::rank_score), so near-equal configs never take turns.
+  const Estimate ref = evidence_.estimate(confirmed_);
+  const bool ref_ok = ref.confident && feasible(ref);
   const Config* best = nullptr;
-  double best_p95 = 0;
-  for (const auto& [cfg, ev] : evidence_.all()) {
-    Estimate e = ev.estimate(evidence_.options());
+  double best_score = ref_ok ? evidence::rank_score(ref) : 0;
+  for (const auto& [cfg, pool] : evidence_.all()) {
+    Estimate e = evidence_.estimate(cfg);
     if (!e.confident || !feasible(e) || cfg.size() != current_.size()) continue;
-    if (!best || e.p95_us < best_p95) {
+    if (ref_ok && evidence::compare(e, ref, opts_.evidence) != evidence::Verdict::Better) continue;
+    double score = evidence::rank_score(e);
+    if ((!best && !ref_ok) || score < best_score) {
       best = &cfg;
-      best_p95 = e.p95_us;
+      best_score = score;
     }
   }
   return best ? *best : confirmed_;
@@ -267,15 +236,27 @@ AgentContext Engine::make_context(AgentRole r) const {
   size_t skip =
       recs.size() > opts_.context_history_limit ? recs.size() - opts_.context_history_limit : 0;
   size_t since = 0;
+  size_t view = 0;
   for (size_t i = skip; i < recs.size(); ++i) {
     ctx.history.push_back(history_[recs[i]]);
     uint64_t number = history_dropped_ + recs[i] + 1;
     if (number <= decision_window_) since = ctx.history.size();
+    if (actor_.busy && number <= actor_.called_window) view = ctx.history.size();
   }
   ctx.since_decision = since;
+  ctx.actor_view = r == AgentRole::Speculator ? view : 0;
   ctx.top_k = r == AgentRole::Speculator ? opts_.speculator_top_k : opts_.actor_top_k;
   ctx.seed = opts_.seed;
   ctx.call_index = role(r).calls;
+  ctx.online_cpus = opts_.online_cpus;
+  ctx.actor_latency_windows = actor_latency_windows_;
+  ctx.evidence = opts_.evidence;
+  ctx.search = opts_.search;
+  ctx.guard = guard_reference();
+  // The actor explores itself unless a speculator explores for it (one with
+  // room for trials beside its guess).
+  ctx.actor_explores =
+      !speculator_enabled() || spec_.budget_exhausted || opts_.speculator_top_k < 2;
   return ctx;
 }
 
@@ -287,23 +268,15 @@ bool Engine::has_new_evidence(const RoleState& r) const {
   return evidence_.estimate(current_).confident;
 }
 
-void Engine::record_step_gain(const Config& cfg, double value) {
-  auto it = step_from_p95_.find(cfg);
-  if (it == step_from_p95_.end()) return;
-  if (it->second > 0) {
-    double gain = std::clamp((it->second - value) / it->second, -1.0, 1.0);
-    step_gain_ = 0.7 * step_gain_ + 0.3 * gain;
-  }
-  step_from_p95_.erase(it);
-}
-
 void Engine::new_epoch() {
   evidence_.clear();
   epoch_start_ = windows_seen_;
   clean_since_change_ = 0;
-  step_from_p95_.clear();
-  drift_ratio_.clear();
-  drift_tp_ratio_.clear();
+  drift_up_ = drift_down_ = 0;
+  drift_fresh_.clear();
+  drift_fresh_tp_.clear();
+  drift_tp_recent_.clear();
+  drift_recent_.clear();
 }
 
 void Engine::cancel(Output& out, AgentRole r) {
@@ -347,11 +320,12 @@ void Engine::attribute(Output& out, const Window& w) {
     value = evidence_.add(current_, w, opts_.metric);
     ++clean_since_change_;
     last_clean_window_ = windows_seen_;
-    if (value) record_step_gain(current_, *value);
     if (current_ == baseline_) {
       Estimate b = evidence_.estimate(baseline_);
       if (b.confident) baseline_p95_ = b.p95_us;
       if (b.throughput) baseline_tp_ = b.throughput;
+      if (b.confident && b.p99_us) baseline_p99_ = b.p99_us;
+      if (b.requests_per_s) baseline_requests_ = b.requests_per_s;
     }
   } else {
     value = objective_us(w, opts_.metric);
@@ -377,17 +351,24 @@ void Engine::attribute(Output& out, const Window& w) {
 std::string Engine::starvation(const Window& w, const Estimate& ref) const {
   // Starvation shows in throughput and in how often the target runs at all;
   // neither needs a stable p95 (a starved target yields few, terrible samples).
-  std::string why;
-  char buf[160];
-  std::optional<double> tp = throughput_of(w, opts_.metric);
-  if (tp && baseline_tp_ && *baseline_tp_ > 0 && *tp < opts_.throughput_floor * *baseline_tp_) {
-    std::snprintf(buf, sizeof buf, "throughput %.3g < %.2f x baseline %.3g", *tp,
-                  opts_.throughput_floor, *baseline_tp_);
-    why = buf;
+  // The p99 guard is judged on pooled evidence instead: one window's p99
+  // rests on a handful of samples.
+  Estimate one;
+  one.throughput = throughput_of(w, opts_.metric);
+  if (w.duration_ms() > 0) {
+    one.requests_per_s = static_cast<double>(w.nvcsw) / (w.duration_ms() / 1e3);
+    one.seconds = w.duration_ms() / 1e3;
   }
+  GuardReference g = guard_reference();
+  g.p99_us.reset();
+  std::string why =
+      evidence::guard_violation(one, g, opts_.evidence, opts_.metric == Metric::CommandP95);
+  char buf[160];
   if (opts_.metric != Metric::CommandP95 && ref.confident && ref.windows > 0) {
     const double per_window = static_cast<double>(ref.samples) / ref.windows;
     const uint64_t n = opts_.metric == Metric::RunqP95 ? w.runq.count : w.service.count;
+    // A quarter of the usual samples: a drop no Poisson fluctuation of 40 or
+    // more samples explains (its sd is at most 16 %).
     if (per_window >= 40 && static_cast<double>(n) < 0.25 * per_window) {
       std::snprintf(buf, sizeof buf,
                     "only %llu samples vs ~%.0f per window: the target barely runs",
@@ -415,6 +396,13 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
     if (ref.confident && v && *v > ref.p95_us * (1 + opts_.safety_margin))
       why += (why.empty() ? "" : ", ") + std::string("p95 ") + fmt_us(*v) + " vs confirmed " +
              fmt_us(ref.p95_us);
+    // The p99 guard on the provisional's pooled windows.
+    if (Estimate mine = evidence_.estimate(current_); mine.confident) {
+      GuardReference p99_only;
+      p99_only.p99_us = baseline_p99_;
+      std::string g = evidence::guard_violation(mine, p99_only, opts_.evidence, false);
+      if (!g.empty()) why += (why.empty() ? "" : ", ") + g;
+    }
     const bool worse = !why.empty();
     if (!worse && !v) return;  // thin evidence and nothing alarming: wait
     strikes_ = worse ? strikes_ + 1 : 0;
@@ -469,40 +457,64 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
 
 void Engine::drift_check(Output& out, const Window& w, bool clean) {
   if (!converged_ || !clean || w.low_confidence) return;
-  // Only windows of configs measured before convergence say anything about
-  // drift; a freshly probed neighbour has no reference.
-  auto ref = drift_ref_.find(current_);
-  if (ref == drift_ref_.end() || ref->second.p95_us <= 0) return;
   std::optional<double> v = objective_us(w, opts_.metric);
-  if (!v) return;
+  if (!v || *v <= 0) return;
+  const Estimate e = evidence_.estimate(current_);
+  if (!e.confident) return;
   const size_t n = static_cast<size_t>(opts_.drift_windows);
-  push_bounded(
-      drift_ratio_,
-      std::make_pair(*v / ref->second.p95_us, ref->second.half_width() / ref->second.p95_us), n);
   std::optional<double> tp = throughput_of(w, opts_.metric);
-  if (tp && ref->second.throughput && *ref->second.throughput > 0)
-    push_bounded(drift_tp_ratio_, *tp / *ref->second.throughput, n);
-  if (drift_ratio_.size() < n) return;
-  double ratio = 0, rel_hw = 0;
-  for (const auto& [r, hw] : drift_ratio_) {
-    ratio += r;
-    rel_hw += hw;
-  }
-  ratio /= static_cast<double>(n);
-  rel_hw /= static_cast<double>(n);
+  // The reference level is the mean of every clean window since convergence
+  // before this one (a self-starting CUSUM): the windows that chose this
+  // config favour it by luck (the winner's curse), fresh ones do not, and a
+  // level from a few windows only would carry its own error into every test.
+  // The spread comes from all of the config's windows.
+  const double x = std::log(*v);
+  const size_t m = drift_fresh_.size();
+  double level = 0;
+  for (double f : drift_fresh_) level += f / static_cast<double>(std::max<size_t>(m, 1));
+  drift_fresh_.push_back(x);
+  if (tp) drift_fresh_tp_.push_back(*tp);
+  if (drift_fresh_.size() > opts_.history_limit) drift_fresh_.erase(drift_fresh_.begin());
+  if (drift_fresh_tp_.size() > opts_.history_limit) drift_fresh_tp_.erase(drift_fresh_tp_.begin());
+  if (m < n) return;
+  if (tp) push_bounded(drift_tp_recent_, *tp, n);
+  push_bounded(drift_recent_, x - level, n);
+  // Page's two-sided CUSUM on the windows' standardised log p95: with a
+  // reference of half a standard deviation and a decision level of eight it
+  // raises a false alarm about once in 10^4 windows (hours of 1 s windows:
+  // the test runs every window for as long as the daemon is converged),
+  // finds a three-sd shift in about three windows and a workload change many
+  // sds away in one.
+  constexpr double kCusumSlack = 0.5;
+  constexpr double kCusumLevel = 8.0;
+  const double log_ratio = x - level;
+  const double sd = e.window_sd * std::sqrt(1 + 1.0 / static_cast<double>(m));
+  const double z = sd > 0 ? log_ratio / sd : 0;
+  drift_up_ = std::max(0.0, drift_up_ + z - kCusumSlack);
+  drift_down_ = std::max(0.0, drift_down_ - z - kCusumSlack);
   std::string reason;
-  char buf[160];
-  if (std::abs(ratio - 1) > rel_hw + opts_.drift_margin) {
+  char buf[200];
+  // Beyond chance, and beyond the margin: the median of the latest
+  // `drift_windows` windows is off by more than drift_margin in the direction
+  // the sum points (one odd window never re-engages).
+  std::vector<double> recent(drift_recent_.begin(), drift_recent_.end());
+  std::sort(recent.begin(), recent.end());
+  const double median = recent.size() == n ? recent[n / 2] : 0;
+  const bool up = drift_up_ > kCusumLevel && median > std::log1p(opts_.drift_margin);
+  const bool down = drift_down_ > kCusumLevel && -median > std::log1p(opts_.drift_margin);
+  if (up || down) {
     std::snprintf(buf, sizeof buf,
-                  "p95 moved to %.2fx its converged value (beyond noise %.0f%% + margin %.0f%%)",
-                  ratio, rel_hw * 100, opts_.drift_margin * 100);
+                  "p95 moved to %.2fx its converged value (cumulative evidence %.1f sd beyond "
+                  "chance, margin %.0f%%)",
+                  std::exp(median), up ? drift_up_ : drift_down_, opts_.drift_margin * 100);
     reason = buf;
   }
   double tp_ratio = 1;
-  if (drift_tp_ratio_.size() == n) {
-    tp_ratio = 0;
-    for (double r : drift_tp_ratio_) tp_ratio += r;
-    tp_ratio /= static_cast<double>(n);
+  if (drift_tp_recent_.size() == n && !drift_fresh_tp_.empty()) {
+    double now = 0, then = 0;
+    for (double x : drift_tp_recent_) now += x / static_cast<double>(n);
+    for (double x : drift_fresh_tp_) then += x / static_cast<double>(drift_fresh_tp_.size());
+    tp_ratio = then > 0 ? now / then : 1;
     if (reason.empty() && std::abs(tp_ratio - 1) > opts_.drift_margin) {
       std::snprintf(buf, sizeof buf, "throughput moved to %.2fx its converged value", tp_ratio);
       reason = buf;
@@ -517,7 +529,6 @@ void Engine::drift_check(Output& out, const Window& w, bool clean) {
   has_decision_ref_ = false;
   backoff_ = 1;
   spec_idle_ = 1;
-  drift_ref_.clear();
   new_epoch();
   out.events.push_back(
       event("re_engaged", {{"reason", reason}}, "re-engaged at full cadence: " + reason));
@@ -527,7 +538,8 @@ void Engine::promote_if_better(Output& out) {
   if (!provisional_ || current_ == confirmed_) return;
   Estimate cur = evidence_.estimate(current_);
   Estimate conf = evidence_.estimate(confirmed_);
-  if (!confidently_better(cur, conf) || !feasible(cur)) return;
+  if (evidence::compare(cur, conf, opts_.evidence) != evidence::Verdict::Better || !feasible(cur))
+    return;
   confirmed_ = current_;
   provisional_ = false;
   stable_decisions_ = 0;
@@ -544,22 +556,30 @@ void Engine::promote_if_better(Output& out) {
 
 void Engine::run_trials(Output& out, int64_t at_ns) {
   if (trial_round_.empty() || clean_since_change_ == 0) return;
-  const int64_t round_size = static_cast<int64_t>(trial_round_.size());
-  while (!trials_.empty()) {
-    // Trials only fill the actor's thinking time; once it is about to answer (or
-    // has), a trial would be overridden before it is measured.
-    if (opts_.mode == Mode::Speculative) {
-      double elapsed = static_cast<double>(windows_seen_ - actor_.called_window);
-      if (!actor_.busy || actor_latency_windows_ - elapsed < 1.5) break;
+  const Config anchor = trial_round_.front();
+  const Estimate anchor_e = evidence_.estimate(anchor);
+  // A trial measurably better than the anchor ends the round: the remaining
+  // trials were planned around a config that is no longer the best.
+  std::optional<Config> better;
+  double better_score = 0;
+  for (size_t i = 1; i < trial_round_.size(); ++i) {
+    Estimate e = evidence_.estimate(trial_round_[i]);
+    if (!feasible(e) || evidence::compare(e, anchor_e, opts_.evidence) != evidence::Verdict::Better)
+      continue;
+    if (!better || evidence::rank_score(e) < better_score) {
+      better = trial_round_[i];
+      better_score = evidence::rank_score(e);
     }
+  }
+  while (!better && !trials_.empty()) {
     Trial t = trials_.front();
     trials_.pop_front();
     Estimate known = evidence_.estimate(t.config);
-    double gain = t.confidence * step_gain_;
     std::string skip;
-    if (gain < opts_.trial_cost) {
+    if (t.confidence < opts_.trial_cost) {
       char buf[128];
-      std::snprintf(buf, sizeof buf, "expected gain %.3f below cost %.3f", gain, opts_.trial_cost);
+      std::snprintf(buf, sizeof buf, "confidence %.2f below the trial cost %.2f", t.confidence,
+                    opts_.trial_cost);
       skip = buf;
     } else if (known.confident) {
       skip = "already measured";
@@ -570,38 +590,27 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
                 "trial skipped (" + describe_change(current_, t.config) + "): " + skip));
       continue;
     }
-    step_from_p95_[t.config] = evidence_.estimate(trial_round_.front()).p95_us;
     trial_round_.push_back(t.config);
     apply(out, t.config, t.config == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional,
           "speculator",
-          "trial " + std::to_string(round_size) + ": " +
+          "trial " + std::to_string(trial_round_.size() - 1) + ": " +
               (t.rationale.empty() ? std::string("top-k candidate") : t.rationale),
           at_ns);
     provisional_ = current_ != confirmed_;
     return;
   }
   trials_.clear();
-  // Round over: keep the best config measured in it (the one it started from included).
-  if (trial_round_.size() > 2) {
-    const Config* pick = nullptr;
-    double p = 0;
-    for (const auto& c : trial_round_) {
-      Estimate e = evidence_.estimate(c);
-      if (!e.confident || !feasible(e)) continue;
-      if (!pick || e.p95_us < p) {
-        pick = &c;
-        p = e.p95_us;
-      }
-    }
-    if (pick && *pick != current_) {
-      Config chosen = *pick;
-      apply(out, chosen, chosen == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional,
-            "speculator",
-            "best of " + std::to_string(trial_round_.size()) + " configs tried this round (p95 " +
-                fmt_us(p) + ")",
-            at_ns);
-      provisional_ = current_ != confirmed_;
-    }
+  // Round over: back to the anchor, what should be in force when the actor
+  // answers, unless a trial beat it.
+  const Config chosen = better ? *better : anchor;
+  if (chosen != current_) {
+    std::string why = better ? "trial better than the round's anchor (p95 " +
+                                   fmt_us(evidence_.estimate(chosen).p95_us) + " vs " +
+                                   fmt_us(anchor_e.p95_us) + ")"
+                             : std::string("trials done: back to the round's anchor");
+    apply(out, chosen, chosen == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional,
+          "speculator", why, at_ns);
+    provisional_ = current_ != confirmed_;
   }
   trial_round_.clear();
   if (opts_.mode == Mode::SpeculatorOnly) {
@@ -619,6 +628,9 @@ void Engine::maybe_call(Output& out, AgentRole r) {
   RoleState& s = role(r);
   if (s.busy || s.budget_exhausted) return;
   if (r == AgentRole::Speculator && !trial_round_.empty()) return;
+  // Converged: nothing to speculate about until the workload drifts (the
+  // actor's slower confirmations go on, backed off).
+  if (r == AgentRole::Speculator && converged_ && opts_.mode == Mode::Speculative) return;
   const uint64_t budget = budget_of(r);
   if (budget &&
       s.usage.prompt_tokens + s.usage.completion_tokens + s.unbilled_tokens + s.max_call_tokens >
@@ -695,18 +707,20 @@ Output Engine::on_agent_reply(AgentRole r, const AgentReply& reply) {
 }
 
 void Engine::speculator_reply(Output& out, const AgentReply& reply) {
+  // Candidate 1 is the round's anchor: what should be in force when the actor
+  // answers (applied now unless it is in force already). The others are
+  // trials, measured one window each while the actor thinks.
   std::vector<Trial> cands;
   for (const auto& c : reply.candidates) {
     std::vector<std::string> dropped;
     Config cfg = sanitize(c.config, &dropped);
     if (!dropped.empty()) spec_.usage.rejected += dropped.size();
-    if (cfg == current_) continue;
     if (std::any_of(cands.begin(), cands.end(), [&](const Trial& t) { return t.config == cfg; }))
       continue;
     cands.push_back({cfg, std::clamp(c.confidence, 0.0, 1.0), c.rationale});
     if (cands.size() >= static_cast<size_t>(opts_.speculator_top_k)) break;
   }
-  if (cands.empty()) {
+  if (cands.empty() || (cands.size() == 1 && cands[0].config == current_)) {
     // Nothing new to try: ask less often until something changes.
     spec_idle_ = std::min(opts_.max_backoff, spec_idle_ * 2);
     out.events.push_back(event("agent_waiting",
@@ -715,14 +729,12 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
     return;
   }
   clear_trials();
-  Estimate from = evidence_.estimate(current_);
-  if (from.confident) step_from_p95_[cands[0].config] = from.p95_us;
-  if (step_from_p95_.size() > 64) step_from_p95_.clear();
-  trial_round_ = {current_, cands[0].config};
+  const Config anchor = cands[0].config;
+  trial_round_ = {anchor};
   for (size_t i = 1; i < cands.size(); ++i) trials_.push_back(cands[i]);
-  const Config& c = cands[0].config;
+  if (anchor == current_) return;
   apply(
-      out, c, c == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional, "speculator",
+      out, anchor, anchor == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional, "speculator",
       cands[0].rationale.empty() ? std::string("speculator's best candidate") : cands[0].rationale,
       clock_.now_ns());
   provisional_ = current_ != confirmed_;
@@ -754,30 +766,43 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
     return;
   }
   const std::string why = top.rationale.empty() ? std::string("actor's decision") : top.rationale;
-  if (provisional_ && current_ != confirmed_) {
-    if (matches(c, current_)) {
-      ++hits_;
-      confirmed_ = current_;
-      provisional_ = false;
-      out.events.push_back(event(
-          "confirmed",
-          {{"who", "actor"}, {"config", config_to_json(confirmed_)}, {"hit", true}, {"why", why}},
-          "actor confirmed provisional " + describe_config(confirmed_) + " (hit)"));
-    } else {
-      ++misses_;
-      Config prov = current_;
-      apply(out, c, ApplyKind::Confirmed, "actor", why, clock_.now_ns());
-      confirmed_ = current_;
-      provisional_ = false;
-      out.events.push_back(
-          event("overridden",
-                {{"who", "actor"},
-                 {"provisional", config_to_json(prov)},
-                 {"config", config_to_json(confirmed_)},
-                 {"hit", false},
-                 {"why", why}},
-                "actor overrode provisional: " + describe_change(prov, confirmed_) + " (miss)"));
-    }
+  // Converged: a config is not left without evidence that something changed
+  // (drift re-engages first). Otherwise evidence that only accumulates for
+  // the config in force slowly makes an old one-window trial look better, and
+  // the search starts again.
+  if (converged_ && !matches(c, confirmed_)) {
+    out.events.push_back(event("agent_waiting", {{"role", "actor"}, {"held", config_to_json(c)}},
+                               "converged: actor's move held (" + describe_change(confirmed_, c) +
+                                   ") until the workload changes"));
+    return;
+  }
+  // The speculator's guess is the round's anchor: a trial in force is
+  // exploration, not a guess, and is judged by the anchor it returns to.
+  const Config guess = trial_round_.empty() ? current_ : trial_round_.front();
+  const bool guessed = provisional_ && guess != confirmed_;
+  if (guessed && matches(c, guess)) {
+    ++hits_;
+    if (guess != current_) apply(out, guess, ApplyKind::Confirmed, "actor", why, clock_.now_ns());
+    confirmed_ = current_;
+    provisional_ = false;
+    out.events.push_back(event(
+        "confirmed",
+        {{"who", "actor"}, {"config", config_to_json(confirmed_)}, {"hit", true}, {"why", why}},
+        "actor confirmed provisional " + describe_config(confirmed_) + " (hit)"));
+  } else if (guessed) {
+    ++misses_;
+    const Config prov = guess;
+    if (!matches(c, current_)) apply(out, c, ApplyKind::Confirmed, "actor", why, clock_.now_ns());
+    confirmed_ = current_;
+    provisional_ = false;
+    out.events.push_back(
+        event("overridden",
+              {{"who", "actor"},
+               {"provisional", config_to_json(prov)},
+               {"config", config_to_json(confirmed_)},
+               {"hit", false},
+               {"why", why}},
+              "actor overrode provisional: " + describe_change(prov, confirmed_) + " (miss)"));
   } else {
     if (!matches(c, current_)) apply(out, c, ApplyKind::Confirmed, "actor", why, clock_.now_ns());
     confirmed_ = current_;
@@ -801,10 +826,10 @@ void Engine::decision_made(Output& out) {
     // promptly after each one (only its exploration backs off when idle).
     spec_idle_ = 1;
   }
-  // Stable when the best-measured config did not move since the previous
-  // decision: an actor that probes neighbours of the best has still settled.
-  // In recommend mode nothing is applied, so the recommendation itself counts.
-  const Config now = opts_.mode == Mode::Recommend ? recommended_ : best();
+  // Stable when the decision kept the config it found: an actor that still
+  // moves (to a better config, or to measure one) has not settled. In
+  // recommend mode nothing is applied, so the recommendation itself counts.
+  const Config now = opts_.mode == Mode::Recommend ? recommended_ : confirmed_;
   const bool stable = has_decision_ref_ && matches(now, decision_ref_);
   decision_ref_ = now;
   has_decision_ref_ = true;
@@ -825,15 +850,11 @@ void Engine::decision_made(Output& out) {
       std::min(opts_.max_backoff, 1 << std::min(20, stable_decisions_ - opts_.converge_after + 1));
   if (!converged_) {
     converged_ = true;
-    // Drift is judged against what every well-measured config looked like now.
-    drift_ref_.clear();
-    for (const auto& [cfg, ev] : evidence_.all()) {
-      Estimate e = ev.estimate(evidence_.options());
-      if (e.confident && e.windows >= 2) drift_ref_[cfg] = e;
-    }
-    drift_ref_[ref_cfg] = ref;
-    drift_ratio_.clear();
-    drift_tp_ratio_.clear();
+    drift_up_ = drift_down_ = 0;
+    drift_fresh_.clear();
+    drift_fresh_tp_.clear();
+    drift_recent_.clear();
+    drift_tp_recent_.clear();
     out.events.push_back(event("converged",
                                {{"config", config_to_json(now)},
                                 {"estimate", estimate_to_json(ref)},

@@ -1,4 +1,4 @@
-// The speculative engine (DESIGN.md §5): pure decision logic. Inputs are
+// The speculative engine: pure decision logic. Inputs are
 // measurement windows, agent replies, apply outcomes and commands; every input
 // returns the actions the caller must perform (apply a config, call or cancel
 // an agent) and the events for the audit trail. It reads time only from the
@@ -17,13 +17,14 @@
 #include <variant>
 #include <vector>
 
-#include "agents/agent.h"
+#include "common/agent_protocol.h"
 #include "common/clock.h"
 #include "common/control.h"
+#include "common/evidence_options.h"
 #include "common/knob_info.h"
 #include "common/window.h"
 #include "engine/event.h"
-#include "engine/evidence.h"
+#include "engine/evidence_store.h"
 
 namespace specact::engine {
 
@@ -34,20 +35,21 @@ std::string to_string(Mode m);
 struct EngineOptions {
   Metric metric = Metric::ServiceP95;
   Mode mode = Mode::Speculative;
-  int speculator_top_k = 2;  // candidates asked of the speculator (1 = no trials)
+  // Candidates asked of the speculator: the anchor plus trials (1 = no trials).
+  int speculator_top_k = 3;
   int actor_top_k = 1;
   // Safety envelope: a provisional config worse than the confirmed one by more
   // than `safety_margin` (relative p95) in `safety_windows` consecutive clean
-  // windows is reverted at once. Throughput below `throughput_floor` x the
-  // baseline's counts as worse too.
+  // windows is reverted at once; so is one that breaks a guard (p99 margin,
+  // throughput floor: EvidenceOptions), which binds confirmed configs too.
   double safety_margin = 0.10;
   int safety_windows = 2;
-  double throughput_floor = 0.9;
   EvidenceOptions evidence;
+  SearchOptions search;  // handed to the agents
+  int online_cpus = 1;   // handed to the agents (the target's CPU share)
   // Selective launching of top-k trials: a further candidate is tried only if
-  // confidence x (recent mean relative gain of speculative steps) >= trial_cost.
-  double trial_cost = 0.02;
-  double initial_step_gain = 0.10;     // prior for that mean gain
+  // confidence >= trial_cost (a trial costs one window under an untested config).
+  double trial_cost = 0.2;
   double expected_actor_windows = 10;  // prior for the actor's latency (then measured)
   // Cadence: windows between calls at full speed; backoff multiplies both
   // after `converge_after` stable decisions, doubling up to `max_backoff`.
@@ -55,11 +57,12 @@ struct EngineOptions {
   int actor_interval = 1;
   int converge_after = 2;
   int max_backoff = 16;
-  // Re-engage when, while converged, the mean objective of the last
-  // `drift_windows` clean windows moves more than `drift_margin` (relative)
-  // outside the confirmed config's confidence interval, or throughput does.
+  // Re-engage when, while converged, the objective moves beyond chance (a
+  // CUSUM test against the converged config's own windows) and by more than
+  // `drift_margin` (relative), or the mean throughput of the last
+  // `drift_windows` clean windows moves by more than `drift_margin`.
   double drift_margin = 0.25;
-  int drift_windows = 3;
+  int drift_windows = 5;
   // Hard per-role token budgets (prompt + completion); 0 = unlimited.
   uint64_t speculator_token_budget = 0;
   uint64_t actor_token_budget = 0;
@@ -122,6 +125,7 @@ class Engine {
     return r == AgentRole::Speculator ? spec_.usage : actor_.usage;
   }
   bool busy(AgentRole r) const { return role(r).busy; }
+  double actor_latency_windows() const { return actor_latency_windows_; }
   bool budget_exhausted(AgentRole r) const { return role(r).budget_exhausted; }
   int backoff() const { return backoff_; }
   Estimate estimate(const Config& c) const { return evidence_.estimate(c); }
@@ -161,12 +165,15 @@ class Engine {
              const std::string& why, int64_t at_ns);
   Config sanitize(const Config& proposal, std::vector<std::string>* dropped) const;
   bool matches(const Config& a, const Config& b) const;
-  std::string describe_config(const Config& c) const;
-  std::string describe_change(const Config& from, const Config& to) const;
+  std::string describe_config(const Config& c) const { return specact::describe_config(knobs_, c); }
+  std::string describe_change(const Config& from, const Config& to) const {
+    return specact::describe_change(knobs_, from, to);
+  }
+  GuardReference guard_reference() const;
+  std::string guard_violation(const Estimate& e) const;
   AgentContext make_context(AgentRole r) const;
   bool has_new_evidence(const RoleState& r) const;
   bool feasible(const Estimate& e) const;
-  void record_step_gain(const Config& cfg, double value);
 
   void attribute(Output& out, const Window& w);
   void safety_check(Output& out, const Window& w, bool clean);
@@ -214,9 +221,7 @@ class Engine {
 
   // Top-k trials of the latest speculator round.
   std::deque<Trial> trials_;
-  std::vector<Config> trial_round_;         // configs tried in this round (incl. the one before)
-  double step_gain_;                        // EMA of relative gain per speculative step
-  std::map<Config, double> step_from_p95_;  // config -> p95 of where it was tried from
+  std::vector<Config> trial_round_;  // configs tried in this round (incl. the one before)
 
   // Safety envelope.
   int strikes_ = 0;
@@ -228,13 +233,17 @@ class Engine {
   Config decision_ref_;  // best config (recommend: recommendation) at the last decision
   bool has_decision_ref_ = false;
   int spec_idle_ = 1;  // speculator backoff: nothing new proposed, or its steps stopped gaining
-  std::map<Config, Estimate> drift_ref_;               // estimates frozen at convergence
-  std::deque<std::pair<double, double>> drift_ratio_;  // (value / reference, reference rel. CI)
-  std::deque<double> drift_tp_ratio_;
+  std::vector<double> drift_fresh_;       // log p95 of the first windows after convergence
+  std::vector<double> drift_fresh_tp_;    // their throughput
+  std::deque<double> drift_recent_;       // log p95 - reference level, latest windows
+  double drift_up_ = 0, drift_down_ = 0;  // CUSUM sums of the p95 against its converged value
+  std::deque<double> drift_tp_recent_;    // throughput of the latest windows
 
   uint64_t hits_ = 0, misses_ = 0;
   std::optional<double> baseline_p95_;
   std::optional<double> baseline_tp_;
+  std::optional<double> baseline_p99_;
+  std::optional<double> baseline_requests_;
 };
 
 }  // namespace specact::engine

@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "agents/agent.h"
+#include "common/agent_protocol.h"
 #include "common/knob_info.h"
 
 namespace specact::engine {

@@ -46,6 +46,9 @@ void add_task_family(std::vector<KnobDef>& out, bool background) {
   slice.where = where;
   slice.field = TaskField::Slice;
   slice.default_slice_divisor = 1000;
+  // The background's slice only moves the target against the background.
+  slice.info.effect = background ? KnobEffect::Relative : KnobEffect::Direct;
+  slice.info.request_size = !background;
   out.push_back(slice);
 
   KnobDef nice =
@@ -59,6 +62,7 @@ void add_task_family(std::vector<KnobDef>& out, bool background) {
                        "tasks' expense; higher nice does the reverse.");
   nice.where = where;
   nice.field = TaskField::Nice;
+  nice.info.effect = KnobEffect::Relative;
   out.push_back(nice);
 
   KnobDef policy =
@@ -74,6 +78,9 @@ void add_task_family(std::vector<KnobDef>& out, bool background) {
                        "latency 'other' is usually right.");
   policy.where = where;
   policy.field = TaskField::Policy;
+  // The target's own policy changes how its wakeups preempt (batch never
+  // does); the background's only moves it against the target.
+  policy.info.effect = background ? KnobEffect::Relative : KnobEffect::Direct;
   out.push_back(policy);
 }
 
@@ -110,6 +117,7 @@ void add_cgroup_family(std::vector<KnobDef>& out, bool background, int ncpus) {
                             "cgroups compete for the CPUs."));
   weight.where = where;
   weight.file = "cpu.weight";
+  weight.info.effect = KnobEffect::Relative;
   out.push_back(weight);
 
   KnobDef idle = def("cgroup." + set + ".cpu.idle", "cgroup", "bool", lin(0, 1), 0,
@@ -122,6 +130,7 @@ void add_cgroup_family(std::vector<KnobDef>& out, bool background, int ncpus) {
                                        "contention; keep 0 for a latency-sensitive target."));
   idle.where = where;
   idle.file = "cpu.idle";
+  idle.info.effect = KnobEffect::Relative;
   out.push_back(idle);
 
   int64_t full = int64_t{ncpus} * 100000;
@@ -136,6 +145,8 @@ void add_cgroup_family(std::vector<KnobDef>& out, bool background, int ncpus) {
                                       "spikes. Keep it unlimited unless capping is the goal."));
   max.where = where;
   max.file = "cpu.max";
+  // A quota throttles: the target's own requests stall (or the background's).
+  max.info.effect = background ? KnobEffect::Relative : KnobEffect::Direct;
   max.codec = Codec::CpuMax;
   max.unlimited = full;
   out.push_back(max);
@@ -162,32 +173,40 @@ std::vector<KnobDef> builtin_defs(KernelVersion kv, int ncpus) {
   add_task_family(out, false);
   add_task_family(out, true);
 
-  out.push_back(sysctl(
+  KnobDef autogroup = sysctl(
       "kernel.sched_autogroup_enabled", "bool", lin(0, 1), 1,
       "Autogroup: tasks are grouped per session and CPU is shared fairly between groups, not "
       "between threads. 1: a target in its own session keeps a group share however many "
       "threads others run; 0: every thread competes individually, which helps a target with "
-      "many threads and hurts one with few threads against many hogs."));
-  out.push_back(sysctl(
+      "many threads and hurts one with few threads against many hogs.");
+  autogroup.info.effect = KnobEffect::Relative;  // group fairness: shares between sessions
+  out.push_back(autogroup);
+  KnobDef bandwidth_slice = sysctl(
       "kernel.sched_cfs_bandwidth_slice_us", "us", logd(100, 100000), 5000,
       "Chunk of a cgroup's cpu.max quota handed to one CPU at a time. Only matters when a CPU "
       "quota is set. Smaller: quota spread evenly across CPUs, fewer throttling stalls (latency "
-      "spikes) but more overhead; larger: less overhead, burstier throttling."));
-  out.push_back(sysctl(
+      "spikes) but more overhead; larger: less overhead, burstier throttling.");
+  bandwidth_slice.info.effect = KnobEffect::Conditional;  // only with a cpu.max quota
+  out.push_back(bandwidth_slice);
+  KnobDef rr_timeslice = sysctl(
       "kernel.sched_rr_timeslice_ms", "ms", logd(1, 1000), 100,
       "Time slice of SCHED_RR realtime tasks only. No effect on SCHED_OTHER targets unless RR "
-      "tasks compete with them; then shorter RR slices give other tasks the CPU sooner."));
+      "tasks compete with them; then shorter RR slices give other tasks the CPU sooner.");
+  rr_timeslice.info.effect = KnobEffect::Conditional;  // only SCHED_RR tasks have this slice
+  out.push_back(rr_timeslice);
   out.push_back(
       sysctl("kernel.timer_migration", "bool", lin(0, 1), 1,
              "Lets timers migrate away from idle CPUs so they can stay asleep. 1 saves power but a "
              "timer-driven wakeup may be handled on another, busier CPU (slightly higher, jittery "
              "wakeup latency); 0 keeps timers on the CPU that armed them."));
-  out.push_back(sysctl(
+  KnobDef numa = sysctl(
       "kernel.numa_balancing", "bool", lin(0, 1), std::nullopt,
       "Automatic NUMA balancing: samples memory accesses by unmapping pages and migrates "
       "pages/tasks towards their node. On multi-node machines it can cut memory latency for "
       "long-running tasks but adds page faults and migrations (latency jitter); on one node it "
-      "only costs."));
+      "only costs.");
+  numa.info.effect = KnobEffect::Conditional;  // only several NUMA nodes have anything to balance
+  out.push_back(numa);
 
   // Scheduler debugfs (EEVDF, Linux >= 6.6), or the CFS names of older kernels.
   bool eevdf = kv.at_least(6, 6);

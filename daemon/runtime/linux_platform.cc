@@ -1,5 +1,9 @@
 #include "runtime/linux_platform.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "agents/agents.h"
 #include "common/log.h"
 #include "knobs/kernel_files.h"
@@ -75,6 +79,10 @@ void LinuxPlatform::validate_target(const TargetSpec& spec) {
 
 std::unique_ptr<TargetSession> LinuxPlatform::open_target(const TargetSpec& spec) {
   return std::make_unique<LinuxTargetSession>(spec, opts_);
+}
+
+int LinuxPlatform::online_cpus() const {
+  return std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
 std::vector<KnobInfo> LinuxPlatform::catalogue_without_target() {

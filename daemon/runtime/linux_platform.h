@@ -27,6 +27,7 @@ class LinuxPlatform : public Platform {
   std::vector<KnobInfo> catalogue_without_target() override;
   std::string boot_id() override;
   uint64_t process_start_time(pid_t pid) override;
+  int online_cpus() const override;
 
  private:
   LinuxPlatformOptions opts_;

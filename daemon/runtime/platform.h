@@ -85,6 +85,9 @@ class Platform {
   // and the process's start time (0 when there is no such process).
   virtual std::string boot_id() = 0;
   virtual uint64_t process_start_time(pid_t pid) = 0;
+  // CPUs the target's threads can run on: the agents judge its CPU share
+  // against them.
+  virtual int online_cpus() const = 0;
 };
 
 class AgentFactory {

@@ -156,12 +156,23 @@ void parse_objective(const json& o, RunConfig& c) {
 
 void parse_safety(const json& s, engine::EngineOptions& e) {
   const std::string path = "safety";
-  check_keys(s, path, {"margin", "windows", "throughput_floor"});
+  check_keys(s, path, {"margin", "windows", "throughput_floor", "p99_margin"});
   if (s.contains("margin")) e.safety_margin = get_number(s, path, "margin", 0.0, 10.0);
   if (s.contains("windows"))
     e.safety_windows = static_cast<int>(get_int(s, path, "windows", 1, 1000));
   if (s.contains("throughput_floor"))
-    e.throughput_floor = get_number(s, path, "throughput_floor", 0.0, 1.0);
+    e.evidence.throughput_floor = get_number(s, path, "throughput_floor", 0.0, 1.0);
+  if (s.contains("p99_margin"))
+    e.evidence.p99_margin = get_number(s, path, "p99_margin", 0.0, 100.0);
+}
+
+void parse_search(const json& s, engine::EngineOptions& e) {
+  const std::string path = "search";
+  check_keys(s, path, {"slice_burst_margin", "saturated_share"});
+  if (s.contains("slice_burst_margin"))
+    e.search.slice_burst_margin = get_number(s, path, "slice_burst_margin", 0.0, 10.0);
+  if (s.contains("saturated_share"))
+    e.search.saturated_share = get_number(s, path, "saturated_share", 0.0, 1.0);
 }
 
 void parse_budgets(const json& b, engine::EngineOptions& e) {
@@ -180,7 +191,7 @@ void parse_engine(const json& j, engine::EngineOptions& e) {
              {"converge_after", "max_backoff", "drift_margin", "drift_windows", "trial_cost",
               "speculator_interval", "actor_interval", "expected_actor_windows", "history_limit",
               "context_history_limit", "max_configs", "min_pooled_samples", "prior_cv",
-              "confidence_z", "seed"});
+              "confidence_z", "decision_z", "min_effect", "seed"});
   auto i = [&](const char* k, int64_t lo, int64_t hi) { return get_int(j, path, k, lo, hi); };
   auto d = [&](const char* k, double lo, double hi) { return get_number(j, path, k, lo, hi); };
   if (j.contains("converge_after"))
@@ -203,8 +214,10 @@ void parse_engine(const json& j, engine::EngineOptions& e) {
     e.max_configs = static_cast<size_t>(i("max_configs", 4, 1'000'000));
   if (j.contains("min_pooled_samples"))
     e.evidence.min_samples = static_cast<uint64_t>(i("min_pooled_samples", 1, 100'000'000));
-  if (j.contains("prior_cv")) e.evidence.prior_cv = d("prior_cv", 0.0, 10.0);
-  if (j.contains("confidence_z")) e.evidence.z = d("confidence_z", 0.1, 10.0);
+  if (j.contains("prior_cv")) e.evidence.prior_sd = d("prior_cv", 0.0, 10.0);
+  if (j.contains("confidence_z")) e.evidence.interval_z = d("confidence_z", 0.1, 10.0);
+  if (j.contains("decision_z")) e.evidence.decide_z = d("decision_z", 0.1, 10.0);
+  if (j.contains("min_effect")) e.evidence.min_effect = d("min_effect", 0.0, 10.0);
   if (j.contains("seed")) e.seed = static_cast<uint64_t>(i("seed", 0, INT64_MAX));
 }
 
@@ -258,8 +271,8 @@ RunConfig RunConfig::from_json(const json& j) {
   RunConfig c;
   check_keys(j, "",
              {"target", "background", "objective", "window_ms", "mode", "knobs", "speculator",
-              "actor", "safety", "budgets", "engine", "state_dir", "dbus", "metrics", "log_level",
-              "max_target_pids", "allow_init_and_self"});
+              "actor", "safety", "search", "budgets", "engine", "state_dir", "dbus", "metrics",
+              "log_level", "max_target_pids", "allow_init_and_self"});
   if (j.contains("max_target_pids"))
     c.target_policy.max_pids = static_cast<size_t>(get_int(j, "", "max_target_pids", 1, 1'000'000));
   if (j.contains("allow_init_and_self"))
@@ -311,6 +324,7 @@ RunConfig RunConfig::from_json(const json& j) {
   if (c.actor.top_k > 0) c.engine.actor_top_k = c.actor.top_k;
   c.engine.metric = c.metric;
   if (j.contains("safety")) parse_safety(j.at("safety"), c.engine);
+  if (j.contains("search")) parse_search(j.at("search"), c.engine);
   if (j.contains("budgets")) parse_budgets(j.at("budgets"), c.engine);
   if (j.contains("engine")) parse_engine(j.at("engine"), c.engine);
   if (j.contains("dbus")) parse_dbus(j.at("dbus"), c.dbus);

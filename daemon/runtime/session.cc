@@ -40,7 +40,9 @@ void SessionBuilder::start_engine(Session& s, const TargetSpec& target,
     }
   }
   if (!unavailable.empty()) log::debug("knobs not available here:" + unavailable);
-  s.engine = std::make_unique<engine::Engine>(cfg_.engine, clock_, managed, baseline);
+  engine::EngineOptions opts = cfg_.engine;
+  opts.online_cpus = platform_.online_cpus();
+  s.engine = std::make_unique<engine::Engine>(opts, clock_, managed, baseline);
   s.target_empty = false;
 
   json knobs = json::array();

@@ -55,8 +55,8 @@ void check_accepted(const RunConfig& c, const json& j) {
   FUZZ_CHECK(!c.state_dir.empty(), "empty state_dir accepted");
   FUZZ_CHECK(c.engine.safety_margin >= 0 && c.engine.safety_margin <= 10,
              std::to_string(c.engine.safety_margin));
-  FUZZ_CHECK(c.engine.throughput_floor >= 0 && c.engine.throughput_floor <= 1,
-             std::to_string(c.engine.throughput_floor));
+  FUZZ_CHECK(c.engine.evidence.throughput_floor >= 0 && c.engine.evidence.throughput_floor <= 1,
+             std::to_string(c.engine.evidence.throughput_floor));
   FUZZ_CHECK(c.metric != Metric::CommandP95 || (c.command && !c.command->command.empty()),
              "command metric without a command");
   if (c.target) fuzz::check_target(*c.target, j.at("target"));

@@ -61,7 +61,7 @@ TEST(RunConfig, FullConfigParses) {
   EXPECT_EQ(c.engine.speculator_top_k, 3);
   EXPECT_DOUBLE_EQ(c.engine.safety_margin, 0.2);
   EXPECT_EQ(c.engine.safety_windows, 3);
-  EXPECT_DOUBLE_EQ(c.engine.throughput_floor, 0.8);
+  EXPECT_DOUBLE_EQ(c.engine.evidence.throughput_floor, 0.8);
   EXPECT_EQ(c.engine.speculator_token_budget, 100000u);
   EXPECT_EQ(c.engine.actor_token_budget, 50000u);
   EXPECT_EQ(c.engine.converge_after, 3);

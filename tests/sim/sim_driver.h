@@ -104,7 +104,7 @@ class SimDriver {
     merged.service = LatencySummary::from(merged.service_hist);
     merged.low_confidence = merged.service.count < kernel_.workload().min_samples;
     if (kernel_.workload().command_metric && merged.service.count) {
-      merged.command_p95_us = merged.service.p95_us;
+      merged.command_p95_us = kernel_.workload().quantise(merged.service.p95_us);
       merged.command_throughput =
           merged.oncpu_ms / (kWindowNs / 1e9) / (kernel_.workload().work_us / 1e3);
     }

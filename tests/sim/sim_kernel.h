@@ -29,6 +29,8 @@ inline constexpr const char* kSlice = "task.slice_us";
 inline constexpr const char* kNice = "task.nice";
 inline constexpr const char* kAutogroup = "sysctl.kernel.sched_autogroup_enabled";
 inline constexpr const char* kTimerMigration = "sysctl.kernel.timer_migration";
+inline constexpr const char* kPolicy = "task.policy";  // 0 other, 1 batch, 2 idle
+inline constexpr const char* kRrTimeslice = "sysctl.kernel.sched_rr_timeslice_ms";
 
 struct SimWorkload {
   std::string name;
@@ -44,7 +46,11 @@ struct SimWorkload {
   uint64_t min_samples = 50;     // fewer samples in a window -> low_confidence
   bool command_metric = false;   // also fill Window::command_p95_us / command_throughput
   bool cpu_bound = false;        // threads never block: (almost) no voluntary switches
-  Config defaults;               // the machine's settings before any tuning
+  // The command metric's own quantisation (relative step of its histogram;
+  // 0: exact), as a command that prints a p95 from coarse buckets has.
+  double command_quantum = 0;
+  double quantise(double value_us) const;
+  Config defaults;  // the machine's settings before any tuning
 
   // A 300 us periodic task (1 kHz) against 4 CPU hogs on 2 cores: only a slice
   // just above the burst helps (340..560 us -> ~340 us; 100 us -> 2.5 ms,
@@ -56,6 +62,23 @@ struct SimWorkload {
   // sysbench cpu --threads=16 on 2 cores: large slices help.
   // default (2800) -> 28.7 ms, 100000 us -> 0.89 ms. Fills the command metric too.
   static SimWorkload sysbench_like();
+  // Shaped on the real-workload suite's measured grids (bench/results/suite.md):
+  // sysbench cpu --threads=16: a flat plateau (~60 ms) from 100 us to 20 ms
+  // slices and a cliff to ~0.65 ms above; nice and policy do nothing (every
+  // competing thread is the target); a quantised command metric.
+  static SimWorkload sysbench_plateau();
+  // PostgreSQL backends under pgbench beside CPU hogs: short slices help a
+  // little, long ones hurt a lot; a lower nice or batch hurts (the client
+  // waits behind the server).
+  static SimWorkload pgbench_like();
+  // A 1 kHz timer thread (cyclictest) beside hogs: no slice matters; batch is
+  // a disaster.
+  static SimWorkload cyclictest_like();
+  // memcached worker threads beside hogs and their client: batch and long
+  // slices help, most else is noise.
+  static SimWorkload memcached_like();
+  // Every workload above and the two older ones, for suites that sweep them.
+  static std::vector<SimWorkload> all();
 };
 
 // Piecewise interpolation of y over log(x) through sorted points (x, y), with
@@ -67,6 +90,11 @@ double interpolate_log(const std::vector<std::pair<double, double>>& points, dou
 // default 0), sysctl.kernel.sched_autogroup_enabled (0..1, default 1),
 // sysctl.kernel.timer_migration (0..1, default 1).
 std::vector<KnobInfo> catalogue();
+// The catalogue a default config has on the development machines: the four
+// above plus task.policy (other/batch/idle) and the conditional
+// sysctl.kernel.sched_rr_timeslice_ms (no effect on these workloads). Current
+// values follow the workload's defaults.
+std::vector<KnobInfo> full_catalogue(const SimWorkload& w);
 
 class SimKernel {
  public:
@@ -88,6 +116,8 @@ class SimKernel {
   SimWorkload workload_;
   std::mt19937_64 rng_;
   uint64_t windows_ = 0;
+  int64_t noise_second_ = -1;  // the second whose noise draw is noise_
+  double noise_ = 0;
 };
 
 // Exhaustive search over the true model: every combination of `points_per_knob`

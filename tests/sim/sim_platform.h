@@ -70,6 +70,7 @@ class SimPlatform : public Platform {
   uint64_t process_start_time(pid_t) override {
     return machine_.target_exists ? machine_.start_time : 0;
   }
+  int online_cpus() const override { return 2; }  // the development machines
 
  private:
   SimMachine& machine_;

@@ -76,14 +76,16 @@ def pin(build, pid, config, state_dir, keep=False):
 
 
 def agent_config(role, args, port, top_k):
+    """top_k None leaves the engine's default."""
+    extra = {} if top_k is None else {"top_k": top_k}
     if args.builtin_agents:
         delay = args.speculator_latency_ms if role == "speculator" else args.actor_latency_ms
-        return {"backend": "builtin", "delay_ms": delay, "top_k": top_k}
+        return {"backend": "builtin", "delay_ms": delay, **extra}
     url = (args.speculator_url if role == "speculator" else args.actor_url) or f"http://127.0.0.1:{port}/v1"
     price_in, price_out = DEFAULT_PRICES[role]
     model = args.speculator_model if role == "speculator" else args.actor_model
     return {"backend": "openai", "base_url": url, "model": model, "api_key_env": "SPECACT_BENCH_API_KEY",
-            "timeout_ms": 60000, "top_k": top_k,
+            "timeout_ms": 60000, **extra,
             "price_in_per_mtok": args.price_in.get(role, price_in),
             "price_out_per_mtok": args.price_out.get(role, price_out)}
 

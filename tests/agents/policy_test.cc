@@ -176,8 +176,11 @@ TEST(BuiltinActor, MovesOnClearEvidenceAndIgnoresStraddledAndLowConfidence) {
   EXPECT_GT(r.candidates[0].confidence, 0.9);
   // The thin window's five samples are pooled, but they decide nothing.
   PolicyInput in = digest(loop.ctx);
-  for (const auto& e : in.evidence)
-    if (e.config.at(kSlice) == 50000) EXPECT_FALSE(e.est.confident);
+  for (const auto& e : in.evidence) {
+    if (e.config.at(kSlice) == 50000) {
+      EXPECT_FALSE(e.est.confident);
+    }
+  }
 }
 
 TEST(PolicyState, JsonRoundTripGivesTheSameReply) {

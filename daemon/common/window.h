@@ -36,7 +36,8 @@ struct Window {
   std::optional<double> command_p95_us;
   std::optional<double> command_throughput;  // e.g. events/s parsed from the command
   std::string command_error;                 // why the command gave no p95 this window
-  bool low_confidence = false;               // too few samples for a stable p95
+  int64_t command_since_ns = 0;  // CLOCK_MONOTONIC start of what it measured (0: unknown)
+  bool low_confidence = false;   // too few samples for a stable p95
 
   double duration_ms() const { return static_cast<double>(end_ns - start_ns) / 1e6; }
 };

@@ -310,10 +310,16 @@ Output Engine::on_window(const Window& w) {
 
 void Engine::attribute(Output& out, const Window& w) {
   bool straddled = false;
+  // A command metric's result measures the time since its run started or its
+  // previous report, which can begin before this window: a change inside that
+  // span mixes two configs in the result.
+  int64_t from = w.start_ns;
+  if (opts_.metric == Metric::CommandP95 && w.command_since_ns > 0)
+    from = std::min(from, w.command_since_ns);
   // A change at the very end counts too: the window was measured under the old
   // config but would be attributed to the new one.
   for (int64_t t : change_times_)
-    if (t > w.start_ns && t <= w.end_ns) straddled = true;
+    if (t > from && t <= w.end_ns) straddled = true;
   WindowRecord rec{w, current_, straddled};
   std::optional<double> value;
   if (!straddled) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "common/bounded_regex.h"
 #include "common/clock.h"
@@ -193,10 +194,14 @@ CommandSource::CommandSource(CommandSourceOptions opt) : impl_(std::make_unique<
     if (impl->opt.stream) {
       std::string error;
       auto p95_re = metric_regex(impl->opt.p95_regex, &error);
+      SteadyClock clock;
       while (!impl->stop.load()) {
+        int64_t previous_report_ns = clock.now_ns();
         run_streaming(impl->opt.command, impl->stop, [&](const std::string& line) {
           if (!p95_re || !re2::RE2::PartialMatch(line, *p95_re)) return;
           CommandResult r = parse_command_output(line, impl->opt);
+          // A periodic report covers the time since the previous one.
+          r.covers_from_ns = std::exchange(previous_report_ns, clock.now_ns());
           std::lock_guard lock(impl->mu);
           impl->latest = std::move(r);
         });
@@ -210,10 +215,12 @@ CommandSource::CommandSource(CommandSourceOptions opt) : impl_(std::make_unique<
       }
       return;
     }
+    SteadyClock clock;
     while (!impl->stop.load()) {
       std::string out, error;
       int status = 0;
       CommandResult r;
+      const int64_t started_ns = clock.now_ns();
       if (run_collect(impl->opt.command, impl->opt.timeout_ms, &impl->stop, out, status, error)) {
         r = parse_command_output(out, impl->opt);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -223,6 +230,7 @@ CommandSource::CommandSource(CommandSourceOptions opt) : impl_(std::make_unique<
       } else {
         r.error = error;
       }
+      r.covers_from_ns = started_ns;
       if (impl->stop.load()) break;
       bool failed = !r.error.empty();
       {

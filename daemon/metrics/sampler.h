@@ -74,6 +74,10 @@ struct CommandResult {
   std::optional<double> p95_us;
   std::optional<double> throughput;
   std::string error;  // empty on success
+  // CLOCK_MONOTONIC ns when the measured interval began: the run's start, or a
+  // stream's previous report (0: unknown). A report measures the time before
+  // it, which can begin before the window that receives it.
+  int64_t covers_from_ns = 0;
 };
 
 // Parses one run's output (exposed for unit tests).

@@ -7,6 +7,7 @@ void add_command_result(Window& w, const std::optional<CommandResult>& result, M
     w.command_p95_us = result->p95_us;
     w.command_throughput = result->throughput;
     w.command_error = result->error;
+    w.command_since_ns = result->covers_from_ns;
   } else {
     w.command_error = "no command result completed in this window";
   }

@@ -707,6 +707,44 @@ TEST(Engine, StarvingProvisionalIsRevertedWithoutAStableP95) {
   EXPECT_EQ(e.misses(), 1u);
 }
 
+// A command's report measures the time since its previous report: the first
+// report after a change (made between windows) still covers the old config,
+// so its window is no evidence for the new one; the next report is.
+TEST(Engine, ACommandReportCoveringAChangeIsNotEvidence) {
+  ManualClock clock;
+  EngineOptions o = base_options();
+  o.metric = Metric::CommandP95;
+  Engine e(o, clock, sim::catalogue(), SimDriver::baseline_of(sim::catalogue()));
+  int64_t t = 0;
+  // Reports arrive 0.3 windows into each window, covering one window before.
+  const int64_t lag = SimDriver::kWindowNs * 3 / 10;
+  auto next = [&](uint64_t i, double p95_us) {
+    Window w = make_window(i, t, 500, 5'000'000, 150);
+    w.command_p95_us = p95_us;
+    w.command_since_ns = t + lag - SimDriver::kWindowNs;
+    t += SimDriver::kWindowNs;
+    clock.set_ns(t);
+    return e.on_window(w);
+  };
+  next(1, 50'000);
+  next(2, 50'000);
+  ASSERT_TRUE(e.busy(AgentRole::Speculator));
+  Config bigger = e.current();
+  bigger[sim::kSlice] = 20'000;
+  e.on_agent_reply(AgentRole::Speculator, reply_with({bigger}));  // applied at the window's end
+  ASSERT_TRUE(e.provisional());
+  next(3, 49'000);  // the report covers mostly window 2, under the old config
+  next(4, 400);
+  const auto& h = e.history();
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_FALSE(h[1].straddled);
+  EXPECT_TRUE(h[2].straddled);
+  EXPECT_FALSE(h[3].straddled);
+  EXPECT_EQ(e.estimate(bigger).windows, 1);
+  EXPECT_LT(e.estimate(bigger).p95_us, 1000);
+  EXPECT_EQ(e.estimate(e.baseline()).windows, 2);
+}
+
 TEST(Engine, LowConfidenceWindowsArePooledBeforeDeciding) {
   sim::SimWorkload w = sim::SimWorkload::periodic_vs_hogs();
   w.requests_per_s = 30;  // below the 50-sample confidence threshold in every window

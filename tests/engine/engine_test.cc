@@ -223,6 +223,23 @@ TEST(Engine, ActorDecisionCancelsInFlightSpeculatorAndRestartsItsContext) {
   EXPECT_TRUE(checked);
 }
 
+// Runs one speculator round of three slices (the actor never decides) and
+// returns the slices applied, in order.
+std::vector<int64_t> slices_of_one_round(SimDriver& d, std::vector<int64_t> round) {
+  d.speculator = [n = 0, round](const AgentContext& ctx) mutable {
+    if (n++) return AgentReply{};
+    std::vector<Config> cs;
+    for (int64_t s : round) cs.push_back(with_slice(ctx.current, s));
+    return reply_with(cs, 0.6);
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 20;
+  d.run(9);
+  std::vector<int64_t> slices;
+  for (const auto& a : d.applies) slices.push_back(a.action.config.at(sim::kSlice));
+  return slices;
+}
+
 // Candidate 1 is the round's anchor, applied at once; the others are trials,
 // one window each at window boundaries; a trial measurably better than the
 // anchor ends the round and stays (the rest were planned around the anchor).
@@ -230,18 +247,7 @@ TEST(Engine, TopKTrialsRunAndABetterTrialEndsTheRound) {
   EngineOptions o = base_options();
   o.speculator_top_k = 3;
   SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
-  int n = 0;
-  d.speculator = [&](const AgentContext& ctx) {
-    if (n++) return AgentReply{};
-    return reply_with({with_slice(ctx.current, 3000), with_slice(ctx.current, 450),
-                       with_slice(ctx.current, 1000)},
-                      0.6);
-  };
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 20;
-  d.run(9);
-  std::vector<int64_t> slices;
-  for (const auto& a : d.applies) slices.push_back(a.action.config.at(sim::kSlice));
+  std::vector<int64_t> slices = slices_of_one_round(d, {3000, 450, 1000});
   ASSERT_GE(slices.size(), 2u);
   EXPECT_EQ(slices[0], 3000);
   EXPECT_EQ(slices[1], 450);
@@ -256,18 +262,7 @@ TEST(Engine, TrialsThatAreNoBetterReturnToTheAnchor) {
   EngineOptions o = base_options();
   o.speculator_top_k = 3;
   SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
-  int n = 0;
-  d.speculator = [&](const AgentContext& ctx) {
-    if (n++) return AgentReply{};
-    return reply_with({with_slice(ctx.current, 450), with_slice(ctx.current, 3000),
-                       with_slice(ctx.current, 10000)},
-                      0.6);
-  };
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 20;
-  d.run(9);
-  std::vector<int64_t> slices;
-  for (const auto& a : d.applies) slices.push_back(a.action.config.at(sim::kSlice));
+  std::vector<int64_t> slices = slices_of_one_round(d, {450, 3000, 10000});
   ASSERT_EQ(slices.size(), 4u);
   EXPECT_EQ(slices[0], 450);
   EXPECT_EQ(slices[1], 3000);

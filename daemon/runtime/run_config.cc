@@ -229,6 +229,15 @@ void parse_dbus(const json& j, DbusSettings& d) {
   if (j.contains("bus_address")) d.bus_address = get_string(j, path, "bus_address");
 }
 
+void parse_warm_start(const json& j, WarmStartSettings& w) {
+  const std::string path = "warm_start";
+  check_keys(j, path, {"enabled", "match_decades", "max_entries"});
+  if (j.contains("enabled")) w.enabled = get_bool(j, path, "enabled");
+  if (j.contains("match_decades")) w.match_decades = get_number(j, path, "match_decades", 0.0, 3.0);
+  if (j.contains("max_entries"))
+    w.max_entries = static_cast<size_t>(get_int(j, path, "max_entries", 1, 1024));
+}
+
 void parse_metrics(const json& j, observe::MetricsSettings& m) {
   const std::string path = "metrics";
   check_keys(j, path, {"listen", "allow_wildcard", "textfile", "max_connections", "timeout_ms"});
@@ -272,7 +281,7 @@ RunConfig RunConfig::from_json(const json& j) {
   check_keys(j, "",
              {"target", "background", "objective", "window_ms", "mode", "knobs", "speculator",
               "actor", "safety", "search", "budgets", "engine", "state_dir", "dbus", "metrics",
-              "log_level", "max_target_pids", "allow_init_and_self"});
+              "log_level", "max_target_pids", "allow_init_and_self", "warm_start"});
   if (j.contains("max_target_pids"))
     c.target_policy.max_pids = static_cast<size_t>(get_int(j, "", "max_target_pids", 1, 1'000'000));
   if (j.contains("allow_init_and_self"))
@@ -329,6 +338,7 @@ RunConfig RunConfig::from_json(const json& j) {
   if (j.contains("engine")) parse_engine(j.at("engine"), c.engine);
   if (j.contains("dbus")) parse_dbus(j.at("dbus"), c.dbus);
   if (j.contains("metrics")) parse_metrics(j.at("metrics"), c.metrics);
+  if (j.contains("warm_start")) parse_warm_start(j.at("warm_start"), c.warm_start);
   if (j.contains("log_level")) {
     c.log_level = get_string(j, "", "log_level");
     if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&

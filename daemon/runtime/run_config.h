@@ -28,6 +28,16 @@ struct DbusSettings {
   std::string bus_address;  // "" = the system bus (or DBUS_SYSTEM_BUS_ADDRESS)
 };
 
+// The "warm_start" section (daemon/runtime/warm_start.h).
+struct WarmStartSettings {
+  bool enabled = true;
+  // Signatures within this many orders of magnitude are the same workload
+  // (0.5: a factor of ~3 in CPU share and in sleeps per second).
+  double match_decades = 0.5;
+  // Configs remembered in learned.json; the least recently learned go first.
+  size_t max_entries = 64;
+};
+
 struct RunConfig {
   std::optional<TargetSpec> target;  // none: wait for `specactctl target`
   Metric metric = Metric::ServiceP95;
@@ -40,6 +50,7 @@ struct RunConfig {
   AgentConfig actor;
   std::string state_dir = "/var/lib/specactd";
   DbusSettings dbus;
+  WarmStartSettings warm_start;
   observe::MetricsSettings metrics;  // Prometheus endpoint and textfile (off by default)
   std::string log_level = "info";
   // max_target_pids, allow_init_and_self; `specactd run` installs it with

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 #include <map>
+#include <utility>
 
 #include "common/log.h"
 #include "common/modes.h"
@@ -47,7 +49,8 @@ Runtime::Runtime(RunConfig config, boost::asio::io_context& io, RuntimeEnvironme
       window_timer_(io),
       duration_timer_(io),
       config_target_(cfg_.target),
-      config_mode_(cfg_.engine.mode) {
+      config_mode_(cfg_.engine.mode),
+      learned_(cfg_.warm_start.max_entries) {
   log::set_min_level(cfg_.log_level == "debug"     ? log::Level::Debug
                      : cfg_.log_level == "warning" ? log::Level::Warning
                      : cfg_.log_level == "error"   ? log::Level::Error
@@ -110,6 +113,11 @@ void Runtime::open() {
   notifier_ = std::make_unique<SystemdNotifier>(io_);
   start_observer();
   load_settings();
+  if (cfg_.warm_start.enabled) {
+    learned_.open(cfg_.state_dir);
+    learned_problem_ = note_set_aside(learned_.load(), learned_.path(), "learned configs",
+                                      "no remembered config is re-applied");
+  }
   start_configured_session();
   start_dbus();
 }
@@ -154,13 +162,8 @@ void Runtime::load_settings() {
           {"settings", settings_json()}},
          "specactd started (" + engine::to_string(cfg_.engine.mode) + ", window " +
              std::to_string(cfg_.window_ms) + " ms, history " + history_.path() + ")");
-  if (!file.problem.empty()) {
-    settings_problem_ = file.problem + (file.kept_as.empty() ? "" : "; kept as " + file.kept_as) +
-                        "; started from the config file's settings";
-    record(EventKind::SetAside,
-           {{"file", settings_file_.path()}, {"kept_as", file.kept_as}, {"reason", file.problem}},
-           "settings: " + settings_problem_);
-  }
+  settings_problem_ = note_set_aside(file, settings_file_.path(), "settings",
+                                     "started from the config file's settings");
   if (!dropped.empty()) save_settings();
   if (saved_.target || saved_.mode || !dropped.empty()) {
     json fields = {{"file", settings_file_.path()}, {"dropped", dropped}};
@@ -176,6 +179,16 @@ void Runtime::load_settings() {
     for (const auto& d : dropped) summary += "; dropped the saved target's " + d;
     record(EventKind::SettingsRestored, fields, summary);
   }
+}
+
+std::string Runtime::note_set_aside(const StateFile::Loaded& file, const std::string& path,
+                                    const std::string& what, const std::string& outcome) {
+  if (file.problem.empty()) return "";
+  const std::string problem =
+      file.problem + (file.kept_as.empty() ? "" : "; kept as " + file.kept_as) + "; " + outcome;
+  record(EventKind::SetAside, {{"file", path}, {"kept_as", file.kept_as}, {"reason", file.problem}},
+         what + ": " + problem);
+  return problem;
 }
 
 void Runtime::start_configured_session() {
@@ -367,6 +380,173 @@ json Runtime::settings_json() const {
                          settings_file_.path());
 }
 
+// ---------------------------------------------------------------- warm start
+
+void Runtime::warm_start_after(const Window& w) {
+  if (!cfg_.warm_start.enabled || !session_ || !session_->engine) return;
+  Session& s = *session_;
+  WarmStartProgress& ws = s.warm;
+  const std::optional<json> key = learned_key(*cfg_.target);
+  if (!key) return;
+  engine::Engine& e = *s.engine;
+  if (!ws.signature) {
+    ws.probe.add(w);
+    // The remembered config is judged against the baseline: its signature and
+    // the offer wait until the baseline is measured well enough for that.
+    if (e.current() != e.confirmed() || !e.estimate(e.confirmed()).confident) return;
+    ws.signature = ws.probe.signature();
+    if (!ws.signature) return;
+  }
+  if (ws.offered) return;
+  // Paused, or a mode that applies nothing: the offer waits (the engine
+  // measures meanwhile, and tries nothing).
+  if (e.paused() || e.mode() == engine::Mode::Recommend || e.mode() == engine::Mode::Monitor)
+    return;
+  offer_warm_start(*key);
+}
+
+void Runtime::offer_warm_start(const json& key) {
+  Session& s = *session_;
+  WarmStartProgress& ws = s.warm;
+  engine::Engine& e = *s.engine;
+  ws.offered = true;
+  const WorkloadSignature& sig = *ws.signature;
+  const double decades = cfg_.warm_start.match_decades;
+  const LearnedConfigs::Entry* entry = learned_.match(key, cfg_.metric, sig, decades);
+  json fields = {{"target", key}, {"signature", sig.to_json()}, {"file", learned_.path()}};
+  const std::string who = cfg_.target->describe();
+  if (!entry) {
+    const LearnedConfigs::Entry* near = learned_.closest(key, cfg_.metric, sig);
+    if (!near) return;  // nothing remembered for this target: a first search
+    char d[32];
+    std::snprintf(d, sizeof d, "%.2f", sig.distance(near->signature));
+    const std::string why = "the workload changed: " + sig.describe() + " now, " +
+                            near->signature.describe() + " when its config was learned (" + d +
+                            " decades apart, more than " + json(decades).dump() + ")";
+    fields.update({{"applied", false},
+                   {"remembered", near->to_json()},
+                   {"distance", sig.distance(near->signature)},
+                   {"reason", why}});
+    record(EventKind::WarmStart, fields, "no warm start for " + who + ": " + why + "; searching");
+    return;
+  }
+  fields.update({{"remembered", entry->to_json()}, {"distance", sig.distance(entry->signature)}});
+  const std::string why = "remembered for " + sig.describe() + " (learned " + entry->learned_at +
+                          ", " + entry->reason + ")";
+  engine::Output out;
+  try {
+    out = e.warm_start(entry->config, why);
+  } catch (const ControlError& err) {
+    fields.update({{"applied", false}, {"reason", err.what()}});
+    record(EventKind::WarmStart, fields,
+           "no warm start for " + who + ": " + err.what() + "; searching");
+    return;
+  }
+  const bool applies = !out.actions.empty();
+  fields.update({{"applied", applies},
+                 {"reason", applies ? why : "the remembered config is the one in force"}});
+  record(EventKind::WarmStart, fields,
+         "warm start for " + who + ": " +
+             (applies ? describe_config(e.knobs(), entry->config) + " " + why
+                      : std::string("the remembered config is the one in force")));
+  handle(std::move(out));
+  if (applies && session_) ws.warm_config = session_->engine->current();
+}
+
+void Runtime::note_for_learning(const engine::Event& ev) {
+  if (!session_ || !session_->engine) return;
+  WarmStartProgress& ws = session_->warm;
+  switch (ev.kind()) {
+    case EventKind::Confirmed:
+    case EventKind::Overridden:
+      if (ws.decided.empty()) ws.decided = "confirmed";
+      ws.warm_config.reset();
+      break;
+    case EventKind::Converged:
+      ws.decided = "converged";
+      break;
+    case EventKind::ReEngaged:
+      // The workload changed under the session: what is decided from now on
+      // belongs to its new shape, whose signature is taken afresh.
+      ws.probe = SignatureProbe();
+      ws.signature.reset();
+      ws.remembered.reset();
+      ws.warm_config.reset();
+      break;
+    case EventKind::Reverted:
+      // The safety envelope threw the remembered config out: it no longer
+      // suits this workload, and is not offered again.
+      if (ws.warm_config && ev.fields.value("who", "") == "safety" &&
+          ev.fields.value("provisional", json()) == config_to_json(*ws.warm_config)) {
+        ws.warm_config.reset();
+        ws.decided = "reverted";
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void Runtime::remember_learned() {
+  if (!session_ || !session_->engine) return;
+  WarmStartProgress& ws = session_->warm;
+  if (ws.decided.empty()) return;
+  const std::string reason = std::exchange(ws.decided, "");
+  const std::optional<json> key = learned_key(*cfg_.target);
+  if (!cfg_.warm_start.enabled || !key || !ws.signature) return;
+  const engine::Engine& e = *session_->engine;
+  const std::string who = cfg_.target->describe();
+  const double decades = cfg_.warm_start.match_decades;
+  if (reason == "reverted") {
+    learned_written(learned_.forget(*key, cfg_.metric, *ws.signature, decades));
+    ws.remembered.reset();
+    record(EventKind::Learned,
+           {{"target", *key},
+            {"signature", ws.signature->to_json()},
+            {"config", nullptr},
+            {"reason", reason},
+            {"file", learned_.path()},
+            {"error", learned_error_}},
+           "forgot the remembered config of " + who +
+               ": the safety envelope reverted it (the next run searches)");
+    return;
+  }
+  LearnedConfigs::Entry entry;
+  entry.key = *key;
+  entry.metric = cfg_.metric;
+  entry.signature = *ws.signature;
+  entry.config = learned_config(e.confirmed(), e.baseline(), e.pinned());
+  const json what = {{"config", config_to_json(entry.config)}, {"reason", reason}};
+  if (ws.remembered == what) return;  // nothing new to write
+  if (const auto est = e.estimate(e.confirmed()); est.confident) entry.p95_us = est.p95_us;
+  entry.learned_at = utc_now_iso8601();
+  entry.reason = reason;
+  learned_written(learned_.remember(entry, decades));
+  ws.remembered = what;
+  record(EventKind::Learned,
+         {{"target", *key},
+          {"signature", ws.signature->to_json()},
+          {"config", config_to_json(entry.config)},
+          {"reason", reason},
+          {"file", learned_.path()},
+          {"error", learned_error_}},
+         "learned for " + who + " (" + ws.signature->describe() + "): " +
+             (entry.config.empty() ? std::string("the baseline")
+                                   : describe_config(e.knobs(), entry.config)) +
+             " (" + reason + ")" +
+             (learned_error_.empty() ? "" : "; not written: " + learned_error_));
+}
+
+void Runtime::learned_written(const std::string& err) {
+  if (err == learned_error_) return;
+  if (err.empty())
+    log::info("learned configs: writing " + learned_.path() + " again after: " + learned_error_);
+  else
+    log::warn("learned configs: " + err + " (what was learned is not remembered for a restart)");
+  learned_error_ = err;
+  learned_problem_.clear();
+}
+
 void Runtime::stop_session(const std::string& why) {
   if (!session_) return;
   Session& s = *session_;
@@ -446,6 +626,8 @@ void Runtime::close_window() {
   // The window event's payload reaches the D-Bus window hook and
   // last_window_ through the event sink.
   handle(s.engine->on_window(w));
+  warm_start_after(w);
+  remember_learned();
   if (notifier_ && session_) {
     const auto& eng = *session_->engine;
     std::string p95 = last_window_.window.value("objective_us", json(nullptr)).is_number()
@@ -511,7 +693,10 @@ bool Runtime::track_target_tasks() {
 }
 
 void Runtime::handle(engine::Output out) {
-  for (const auto& e : out.events) events_.record(e);
+  for (const auto& e : out.events) {
+    events_.record(e);
+    note_for_learning(e);
+  }
   for (auto& a : out.actions) {
     if (!session_) return;
     Session& s = *session_;
@@ -553,6 +738,7 @@ void Runtime::call_agent(AgentRole role, AgentContext ctx) {
       return;
     }
     handle(session_->engine->on_agent_reply(role, reply));
+    remember_learned();
     status_changed();
   });
 }
@@ -625,6 +811,9 @@ std::vector<std::string> Runtime::warnings() const {
     out.push_back("settings: " + settings_error_ +
                   " (what was set over D-Bus will not survive a restart)");
   if (!settings_problem_.empty()) out.push_back("settings: " + settings_problem_);
+  if (!learned_error_.empty())
+    out.push_back("learned configs: " + learned_error_ + " (not remembered for a warm start)");
+  if (!learned_problem_.empty()) out.push_back("learned configs: " + learned_problem_);
   return out;
 }
 

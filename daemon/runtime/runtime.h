@@ -27,6 +27,7 @@
 #include "runtime/saved_settings.h"
 #include "runtime/session.h"
 #include "runtime/state_file.h"
+#include "runtime/warm_start.h"
 
 namespace specact {
 
@@ -124,6 +125,10 @@ class Runtime : public ControlSurface {
   // put its target and mode in force (a pid target only while its processes
   // are the same ones).
   void load_settings();
+  // A state file read at open() that could not be used: recorded (set_aside),
+  // and the status warning returned ("" when it was fine).
+  std::string note_set_aside(const StateFile::Loaded& file, const std::string& path,
+                             const std::string& what, const std::string& outcome);
   // Opens the session of the target in force; when a saved target cannot be
   // opened, it is forgotten and the config's target is tried.
   void start_configured_session();
@@ -132,6 +137,17 @@ class Runtime : public ControlSurface {
   // The session's pins and pause into the saved settings, then saves.
   void remember_session_settings();
   void save_target(const TargetSpec& spec);
+
+  // Warm start (warm_start.h). After each window: the session's signature
+  // once its baseline is measured, then the remembered config of a workload
+  // that matches, offered to the engine as its first provisional.
+  void warm_start_after(const Window& w);
+  void offer_warm_start(const nlohmann::json& key);
+  // Notes the engine's decisions in an event (handle() calls it for each).
+  void note_for_learning(const engine::Event& e);
+  // Writes what the engine decided since the last call to learned.json.
+  void remember_learned();
+  void learned_written(const std::string& err);
   void save_settings();
   nlohmann::json settings_json() const;
 
@@ -175,6 +191,9 @@ class Runtime : public ControlSurface {
   SavedSettings saved_;
   std::string settings_error_;    // why the last save failed ("" when it worked)
   std::string settings_problem_;  // the file read at start could not be used
+  LearnedConfigs learned_;
+  std::string learned_error_;    // why the last write of learned.json failed
+  std::string learned_problem_;  // learned.json read at start could not be used
 };
 
 }  // namespace specact

@@ -15,6 +15,7 @@
 #include "runtime/event_sink.h"
 #include "runtime/platform.h"
 #include "runtime/run_config.h"
+#include "runtime/warm_start.h"
 
 namespace specact {
 
@@ -35,6 +36,7 @@ struct Session {
   bool pause_pending = false;  // paused before the engine existed
   // Agent replies that arrived while the target had no process.
   std::vector<std::pair<AgentRole, AgentReply>> deferred_replies;
+  WarmStartProgress warm;
 
   Agent* agent(AgentRole r) { return r == AgentRole::Speculator ? speculator.get() : actor.get(); }
 };

@@ -83,6 +83,14 @@ TEST(RunConfig, DefaultsAndNullTarget) {
   EXPECT_TRUE(c.dbus.enabled);
   EXPECT_FALSE(c.dbus.required);
   EXPECT_FALSE(c.metrics.any());  // no endpoint, no textfile unless configured
+  EXPECT_TRUE(c.warm_start.enabled);
+  EXPECT_EQ(c.warm_start.match_decades, 0.5);
+  EXPECT_EQ(c.warm_start.max_entries, 64u);
+  c = RunConfig::from_json(json::parse(
+      R"({"warm_start": {"enabled": false, "match_decades": 0.25, "max_entries": 8}})"));
+  EXPECT_FALSE(c.warm_start.enabled);
+  EXPECT_EQ(c.warm_start.match_decades, 0.25);
+  EXPECT_EQ(c.warm_start.max_entries, 8u);
 }
 
 // The configs the project ships are accepted by the parser that will read them.
@@ -176,6 +184,10 @@ TEST(RunConfig, BadInputNamesTheKeyPath) {
       {R"({"metrics": {"max_connections": 0}})", "metrics.max_connections: 0 is outside [1, 1024]"},
       {R"({"metrics": {"timeout_ms": 5}})", "metrics.timeout_ms: 5 is outside"},
       {R"({"metrics": {"port": 9477}})", "metrics.port: unknown key"},
+      {R"({"warm_start": {"enabled": "yes"}})", "warm_start.enabled: expected true or false"},
+      {R"({"warm_start": {"match_decades": -1}})", "warm_start.match_decades: -1 is outside"},
+      {R"({"warm_start": {"max_entries": 0}})", "warm_start.max_entries: 0 is outside [1, 1024]"},
+      {R"({"warm_start": {"signature": 1}})", "warm_start.signature: unknown key"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(json::parse(c.json));

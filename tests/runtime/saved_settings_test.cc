@@ -22,15 +22,6 @@ using nlohmann::json;
 using namespace specact::testing;
 namespace fs = std::filesystem;
 
-const json kUnit = {{"unit", "sim-app.service"}};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Entries of the state directory whose name starts with `prefix`.
 std::vector<std::string> entries_starting(const std::string& dir, const std::string& prefix) {
   std::vector<std::string> out;
@@ -39,12 +30,6 @@ std::vector<std::string> entries_starting(const std::string& dir, const std::str
     if (name.rfind(prefix, 0) == 0) out.push_back(name);
   }
   return out;
-}
-
-bool has_warning(const StatusSnapshot& s, const std::string& text) {
-  for (const auto& w : s.warnings)
-    if (w.find(text) != std::string::npos) return true;
-  return false;
 }
 
 class SavedSettingsTest : public SimRuntime {

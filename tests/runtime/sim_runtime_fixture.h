@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,22 @@ using nlohmann::json;
 
 inline constexpr int kWindowMs = 1000;
 inline constexpr pid_t kTargetPid = 4242;  // never looked up: the platform is simulated
+// A unit target (the simulated platform opens any): it names a workload
+// across restarts, as a pid does not.
+inline const json kUnit = {{"unit", "sim-app.service"}};
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline bool has_warning(const StatusSnapshot& s, const std::string& text) {
+  for (const auto& w : s.warnings)
+    if (w.find(text) != std::string::npos) return true;
+  return false;
+}
 
 // The scripted agents' answer: the config in force with the target's slice
 // at 100 us, the best setting of the simulated periodic-vs-hogs workload.

@@ -201,7 +201,6 @@ class Engine {
   bool provisional_ = false;
   bool paused_ = false;
   bool converged_ = false;
-  bool recommend_reported_ = false;
 
   EvidenceStore evidence_;
   std::deque<WindowRecord> history_;

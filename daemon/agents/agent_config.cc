@@ -46,11 +46,13 @@ AgentConfig AgentConfig::from_json(const json& j, const std::string& path) {
   static const std::set<std::string> common = {"backend", "top_k"};
   static const std::set<std::string> builtin_keys = {"delay_ms", "seed"};
   static const std::set<std::string> openai_keys = {
-      "base_url",           "model",       "api_key_env",
-      "api_key_file",       "timeout_ms",  "connect_timeout_ms",
-      "max_retries",        "temperature", "price_in_per_mtok",
-      "price_out_per_mtok", "prompt_dir",  "response_format",
-      "max_response_bytes"};
+      "base_url",           "model",
+      "api_key_env",        "api_key_file",
+      "timeout_ms",         "connect_timeout_ms",
+      "max_retries",        "temperature",
+      "price_in_per_mtok",  "price_out_per_mtok",
+      "prompt_dir",         "response_format",
+      "max_response_bytes", "price_cached_in_per_mtok"};
   const std::set<std::string>* allowed = nullptr;
   if (backend == "builtin") {
     c.backend = Backend::Builtin;
@@ -93,6 +95,8 @@ AgentConfig AgentConfig::from_json(const json& j, const std::string& path) {
       c.price_in_per_mtok = get_double(v, p, 0, 1e6);
     else if (key == "price_out_per_mtok")
       c.price_out_per_mtok = get_double(v, p, 0, 1e6);
+    else if (key == "price_cached_in_per_mtok")
+      c.price_cached_in_per_mtok = get_double(v, p, 0, 1e6);
     else if (key == "prompt_dir")
       c.prompt_dir = get_string(v, p);
     else if (key == "max_response_bytes")
@@ -136,6 +140,7 @@ json AgentConfig::to_json() const {
   if (!api_key_env.empty()) j["api_key_env"] = api_key_env;
   if (!api_key_file.empty()) j["api_key_file"] = api_key_file;
   if (!prompt_dir.empty()) j["prompt_dir"] = prompt_dir;
+  if (price_cached_in_per_mtok) j["price_cached_in_per_mtok"] = *price_cached_in_per_mtok;
   if (top_k) j["top_k"] = top_k;
   return j;
 }

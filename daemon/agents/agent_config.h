@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -32,8 +33,12 @@ struct AgentConfig {
   int64_t connect_timeout_ms = 5000;
   int max_retries = 3;
   double temperature = 0.2;
-  double price_in_per_mtok = 0;                 // USD per million prompt tokens
-  double price_out_per_mtok = 0;                // USD per million completion tokens
+  double price_in_per_mtok = 0;   // USD per million prompt tokens
+  double price_out_per_mtok = 0;  // USD per million completion tokens
+  // USD per million prompt tokens the server served from its prompt cache
+  // (usage.prompt_tokens_details.cached_tokens); unset: price_in_per_mtok.
+  std::optional<double> price_cached_in_per_mtok;
+  double cached_in_price() const { return price_cached_in_per_mtok.value_or(price_in_per_mtok); }
   std::string prompt_dir;                       // overrides the compiled-in templates, file by file
   std::string response_format = "json_schema";  // json_schema | json_object | none
   int64_t max_response_bytes = 1 << 20;

@@ -22,8 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kOwnRepliesKept = 3;
-
 std::once_flag curl_init_once;
 
 std::string trim(std::string s) {
@@ -458,7 +456,7 @@ void OpenAIAgent::on_transfer_done(int code) {
     else
       reply.error = "malformed response: message has no content";
   }
-  uint64_t in_tok = 0, out_tok = 0;
+  uint64_t in_tok = 0, out_tok = 0, cached_tok = 0;
   bool estimated = true;
   if (!env.is_discarded() && env.is_object() && env.contains("usage") && env["usage"].is_object()) {
     const json& u = env["usage"];
@@ -467,6 +465,11 @@ void OpenAIAgent::on_transfer_done(int code) {
       in_tok = u["prompt_tokens"].get<uint64_t>();
       out_tok = u["completion_tokens"].get<uint64_t>();
       estimated = false;
+      // Prompt-cache hits, where the server reports them (OpenAI, vLLM,
+      // llama.cpp): never more than the prompt itself.
+      if (auto d = u.find("prompt_tokens_details"); d != u.end() && d->is_object())
+        if (auto c = d->find("cached_tokens"); c != d->end() && c->is_number_unsigned())
+          cached_tok = std::min(in_tok, c->get<uint64_t>());
     }
   }
   if (estimated) {
@@ -480,11 +483,12 @@ void OpenAIAgent::on_transfer_done(int code) {
     reply = std::move(v.reply);
     if (!reply.error.empty()) reply.error = "invalid reply: " + reply.error;
     if (reply.error.empty()) {
-      own_replies_.push_back(reply_to_json(reply).dump());
-      while (own_replies_.size() > kOwnRepliesKept) own_replies_.pop_front();
+      own_replies_.push_back(reply_summary(reply, c.ctx));
+      while (own_replies_.size() > kOwnRepliesInPrompt) own_replies_.pop_front();
     }
   }
   reply.usage.prompt_tokens = in_tok;
+  reply.usage.cached_tokens = cached_tok;
   reply.usage.completion_tokens = out_tok;
   finish(std::move(reply));
 }
@@ -523,10 +527,13 @@ void OpenAIAgent::finish(AgentReply reply) {
   std::unique_ptr<Call> c = std::move(call_);
   reply.usage.latency_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - c->started).count();
+  const uint64_t fresh = reply.usage.prompt_tokens - reply.usage.cached_tokens;
   reply.usage.cost_usd =
-      static_cast<double>(reply.usage.prompt_tokens) * config_.price_in_per_mtok / 1e6 +
+      static_cast<double>(fresh) * config_.price_in_per_mtok / 1e6 +
+      static_cast<double>(reply.usage.cached_tokens) * config_.cached_in_price() / 1e6 +
       static_cast<double>(reply.usage.completion_tokens) * config_.price_out_per_mtok / 1e6;
   totals_.prompt_tokens += reply.usage.prompt_tokens;
+  totals_.cached_tokens += reply.usage.cached_tokens;
   totals_.completion_tokens += reply.usage.completion_tokens;
   totals_.cost_usd += reply.usage.cost_usd;
   totals_.rejected += reply.rejected;

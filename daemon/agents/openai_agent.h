@@ -42,6 +42,7 @@ class OpenAIAgent final : public Agent {
     uint64_t retries = 0;
     uint64_t rejected = 0;
     uint64_t prompt_tokens = 0;
+    uint64_t cached_tokens = 0;
     uint64_t completion_tokens = 0;
     double cost_usd = 0;
   };

@@ -62,7 +62,7 @@ struct PolicyInput {
   uint64_t call_index = 0;
   uint64_t windows_total = 0;            // windows in the context's history
   uint64_t windows_since_decision = 0;   // of which after the actor's last decision
-  std::vector<WindowSummary> recent;     // speculator: since the decision; actor: the last few
+  std::vector<WindowSummary> recent;     // actor: the last few (speculator: none)
   std::vector<ConfigEvidence> evidence;  // every config with clean windows, whole history
   std::optional<ActorView> actor_view;   // speculator only, while the actor is thinking
   // Facts about the target over its latest clean windows: on-CPU time and
@@ -72,13 +72,13 @@ struct PolicyInput {
   int online_cpus = 1;
   double actor_latency_windows = 10;
   bool actor_explores = true;
+  bool measurements_only = false;  // speculator: the guess is in force; measurements only
   EvidenceOptions opts;
   SearchOptions search;
   GuardReference guard;
 };
 
 // Limits of the digest (and so of the prompts).
-inline constexpr size_t kSpeculatorRecentWindows = 8;
 inline constexpr size_t kActorRecentWindows = 12;
 // Windows the target facts (burst, CPU share) are averaged over: the latest
 // few, so they follow the workload, and enough to smooth one odd window.

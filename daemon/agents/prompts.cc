@@ -47,17 +47,31 @@ std::string fmt_us(double us) {
   return os.str();
 }
 
-std::string config_text(const PolicyInput& in, const Config& c) {
-  if (c.empty()) return "(none)";
+std::string knob_values(const PolicyInput& in, const Config& c, const Config* base) {
   std::ostringstream os;
   bool first = true;
   for (const auto& k : in.knobs) {
     auto it = c.find(k.name);
     if (it == c.end()) continue;
+    if (base)
+      if (auto b = base->find(k.name); b != base->end() && b->second == it->second) continue;
     os << (first ? "" : ", ") << k.name << "=" << format_knob_value(k, it->second);
     first = false;
   }
-  return first ? "(none)" : os.str();
+  return first ? "" : os.str();
+}
+
+// A config as its differences from the baseline ("baseline" when none): the
+// knobs that matter, without every knob name in every line.
+std::string config_text(const PolicyInput& in, const Config& c) {
+  if (c.empty()) return "(none)";
+  const std::string d = knob_values(in, c, &in.baseline);
+  return d.empty() ? "baseline" : "baseline with " + d;
+}
+
+std::string baseline_text(const PolicyInput& in) {
+  const std::string all = knob_values(in, in.baseline, nullptr);
+  return all.empty() ? "(none)" : all;
 }
 
 std::string knob_lines(const PolicyInput& in) {
@@ -166,8 +180,11 @@ ChatPrompt build_prompt(const AgentContext& ctx, const PromptTemplates& template
     for (const auto& r : own_recent_replies) own += "- " + r + "\n";
     own.pop_back();
   }
+  // Two significant figures ("about"): a millisecond of timer jitter in the
+  // window's length must not change the system prompt, the cached prefix.
   std::ostringstream wm;
-  wm << std::llround(window_ms);
+  const double magnitude = std::pow(10.0, std::floor(std::log10(std::max(1.0, window_ms))) - 1);
+  wm << std::llround(std::round(window_ms / magnitude) * magnitude);
   std::vector<std::pair<std::string, std::string>> vars = {
       {"role", to_string(ctx.role)},
       {"role_title", actor ? "Actor (slow, deliberate decision maker)"
@@ -177,10 +194,15 @@ ChatPrompt build_prompt(const AgentContext& ctx, const PromptTemplates& template
       {"window_ms", wm.str()},
       {"knobs", knob_lines(in)},
       {"top_k", std::to_string(in.top_k)},
+      {"ask", in.measurements_only
+                  ? "Your guess for the actor's pending decision is in force already: propose up "
+                    "to " +
+                        std::to_string(in.top_k) + " measurements only (step 2), no guess."
+                  : "Propose up to " + std::to_string(in.top_k) + " configurations."},
       {"current", config_text(in, in.current)},
       {"confirmed", config_text(in, in.confirmed)},
       {"best", config_text(in, in.best)},
-      {"baseline", config_text(in, in.baseline)},
+      {"baseline", baseline_text(in)},
       {"since_count", std::to_string(in.windows_since_decision)},
       {"total_count", std::to_string(in.windows_total)},
       {"recent", window_lines(in)},
@@ -192,6 +214,18 @@ ChatPrompt build_prompt(const AgentContext& ctx, const PromptTemplates& template
   p.system = render(templates.system, vars);
   p.user = render(actor ? templates.actor : templates.speculator, vars);
   return p;
+}
+
+std::string reply_summary(const AgentReply& reply, const AgentContext& ctx) {
+  nlohmann::json cands = nlohmann::json::array();
+  for (const auto& c : reply.candidates) {
+    nlohmann::json d = nlohmann::json::object();
+    for (const auto& [k, v] : c.config)
+      if (auto b = ctx.baseline.find(k); b == ctx.baseline.end() || b->second != v) d[k] = v;
+    cands.push_back(std::move(d));
+  }
+  return nlohmann::json{{"candidates", cands}, {"wants_more_evidence", reply.wants_more_evidence}}
+      .dump();
 }
 
 std::optional<nlohmann::json> extract_state(const std::string& text) {

@@ -17,6 +17,10 @@ namespace specact {
 
 inline constexpr const char* kStateBegin = "<state>";
 inline constexpr const char* kStateEnd = "</state>";
+// The speculator's own replies its prompt carries: the latest only (what it
+// proposed last, so it does not repeat itself); older ones were measured and
+// are in the evidence.
+inline constexpr size_t kOwnRepliesInPrompt = 1;
 
 // Template texts with {{placeholders}}: system.txt, speculator.txt, actor.txt.
 struct PromptTemplates {
@@ -37,6 +41,11 @@ struct ChatPrompt {
 ChatPrompt build_prompt(const AgentContext& ctx, const PromptTemplates& templates,
                         const std::vector<std::string>& own_recent_replies = {},
                         double window_ms = 1000);
+
+// A reply as the speculator's next prompt shows it ("your last reply"): the
+// candidates' configs as differences from the context's baseline, without
+// rationales (what was proposed, not why: the evidence shows what came of it).
+std::string reply_summary(const AgentReply& reply, const AgentContext& ctx);
 
 // The JSON state block of a prompt text (between the first <state> and the last
 // </state>), or nullopt if there is none or it does not parse.

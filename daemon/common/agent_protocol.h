@@ -68,6 +68,10 @@ struct AgentContext {
   // Windows of `history` the actor's pending request was made with (its
   // view); 0 when no actor request is in flight.
   size_t actor_view = 0;
+  // Speculator: its guess for the actor's pending decision is in force
+  // already (an earlier call of this actor round made it, from the same
+  // view): every candidate is a measurement, none a guess.
+  bool measurements_only = false;
   // The actor itself takes exploration steps (no speculator explores for it:
   // actor-only mode); otherwise it only decides between measured configs.
   bool actor_explores = true;
@@ -81,6 +85,9 @@ struct Candidate {
 
 struct AgentUsage {
   uint64_t prompt_tokens = 0;
+  // Of prompt_tokens, those the server served from its prompt cache
+  // (usage.prompt_tokens_details.cached_tokens; 0 where not reported).
+  uint64_t cached_tokens = 0;
   uint64_t completion_tokens = 0;
   double latency_ms = 0;
   double cost_usd = 0;

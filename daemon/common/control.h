@@ -29,16 +29,18 @@ class ControlError : public std::runtime_error {
 struct RoleUsage {
   uint64_t calls = 0;
   uint64_t prompt_tokens = 0;
+  uint64_t cached_tokens = 0;  // of prompt_tokens, served from the provider's prompt cache
   uint64_t completion_tokens = 0;
   uint64_t errors = 0;
   uint64_t rejected = 0;
   double cost_usd = 0;
 };
-// {"calls","prompt_tokens","completion_tokens","errors","rejected","cost_usd"}:
+// {"calls","prompt_tokens","cached_tokens","completion_tokens","errors","rejected","cost_usd"}:
 // GetStatus's usage.<role> and the history's status event.
 inline nlohmann::json role_usage_to_json(const RoleUsage& u) {
   return {{"calls", u.calls},
           {"prompt_tokens", u.prompt_tokens},
+          {"cached_tokens", u.cached_tokens},
           {"completion_tokens", u.completion_tokens},
           {"errors", u.errors},
           {"rejected", u.rejected},

@@ -22,6 +22,9 @@ std::string fmt_us(double us) {
   return buf;
 }
 
+// The window of the hourly budgets.
+constexpr int64_t kHourNs = 3600LL * 1'000'000'000;
+
 template <typename T>
 void push_bounded(std::deque<T>& d, T v, size_t limit) {
   d.push_back(std::move(v));
@@ -119,6 +122,100 @@ std::string Engine::state() const {
 double Engine::hit_rate() const {
   uint64_t n = hits_ + misses_;
   return n ? static_cast<double>(hits_) / static_cast<double>(n) : 0.0;
+}
+
+double Engine::hit_probability() const {
+  return static_cast<double>(hits_ + 1) / static_cast<double>(hits_ + misses_ + 2);
+}
+
+double Engine::trial_probability() const {
+  return static_cast<double>(trial_rounds_won_ + 1) / static_cast<double>(trial_rounds_ + 2);
+}
+
+int Engine::speculator_branches() const {
+  // Trials (branches after the guess) are worth making while something is
+  // still uncertain. While the actor waits for evidence, it waits for these
+  // measurements: every branch. Otherwise: the guess (1 - P(hit)) or the search (P(a trial round
+  // beats its anchor), the measured share of rounds that still find a better
+  // config). Both start at 0.5 under the uniform prior, where every branch of
+  // top_k is asked; the larger of the two, doubled, is the share of the
+  // top_k - 1 trials asked, so trials stop only once the speculator is
+  // mostly right and its trials mostly find nothing. A trial costs a window
+  // under an untested config, not a call: the share is rounded, not floored.
+  const int k = opts_.speculator_top_k;
+  if (k <= 1 || !opts_.selective_launch) return k;
+  if (actor_waits_for_evidence_) return k;
+  const double uncertainty = std::max(1 - hit_probability(), trial_probability());
+  const double share = std::min(1.0, 2 * uncertainty);
+  return 1 + static_cast<int>(std::lround((k - 1) * share));
+}
+
+void Engine::charge(RoleState& s, uint64_t tokens, double usd) {
+  const int64_t now = clock_.now_ns();
+  s.last_hour.push_back({now, tokens, usd});
+  while (!s.last_hour.empty() && s.last_hour.front().at_ns <= now - kHourNs)
+    s.last_hour.pop_front();
+}
+
+SpendReport Engine::tally(const RoleState& s) const {
+  SpendReport p;
+  p.tokens = s.usage.prompt_tokens + s.usage.completion_tokens + s.unbilled_tokens;
+  p.usd = s.usage.cost_usd + s.unbilled_usd;
+  const int64_t since = clock_.now_ns() - kHourNs;
+  for (const auto& c : s.last_hour)
+    if (c.at_ns > since) {
+      p.tokens_last_hour += c.tokens;
+      p.usd_last_hour += c.usd;
+    }
+  p.token_budget = budget_of(s.role);
+  p.budget = role_budget(s.role);
+  return p;
+}
+
+SpendReport Engine::spend(AgentRole r) const {
+  SpendReport p = tally(role(r));
+  p.limited_by = over_budget(role(r));
+  return p;
+}
+
+std::string Engine::over_budget(const RoleState& s) const {
+  // A call is made only if one more call of the role's largest size so far
+  // still fits: a hard limit is never crossed by the call that reaches it.
+  const SpendReport p = tally(s);
+  if (p.token_budget && p.tokens + s.max_call_tokens > p.token_budget) return "tokens";
+  if (p.budget.usd > 0 && p.usd + s.max_call_usd > p.budget.usd) return "usd";
+  if (p.budget.tokens_per_hour && p.tokens_last_hour + s.max_call_tokens > p.budget.tokens_per_hour)
+    return "tokens_per_hour";
+  if (p.budget.usd_per_hour > 0 && p.usd_last_hour + s.max_call_usd > p.budget.usd_per_hour)
+    return "usd_per_hour";
+  return "";
+}
+
+nlohmann::json SpendReport::to_json() const {
+  auto left_u = [](uint64_t budget, uint64_t spent) {
+    return budget ? nlohmann::json(budget > spent ? budget - spent : 0) : nlohmann::json(nullptr);
+  };
+  auto left_d = [](double budget, double spent) {
+    return budget > 0 ? nlohmann::json(std::max(0.0, budget - spent)) : nlohmann::json(nullptr);
+  };
+  auto or_null_u = [](uint64_t v) { return v ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  auto or_null_d = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  return {
+      {"tokens", tokens},
+      {"usd", usd},
+      {"tokens_last_hour", tokens_last_hour},
+      {"usd_last_hour", usd_last_hour},
+      {"budget",
+       {{"tokens", or_null_u(token_budget)},
+        {"usd", or_null_d(budget.usd)},
+        {"tokens_per_hour", or_null_u(budget.tokens_per_hour)},
+        {"usd_per_hour", or_null_d(budget.usd_per_hour)}}},
+      {"left",
+       {{"tokens", left_u(token_budget, tokens)},
+        {"usd", left_d(budget.usd, usd)},
+        {"tokens_this_hour", left_u(budget.tokens_per_hour, tokens_last_hour)},
+        {"usd_this_hour", left_d(budget.usd_per_hour, usd_last_hour)}}},
+      {"limited_by", limited_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(limited_by)}};
 }
 
 std::vector<std::string> Engine::pinned() const {
@@ -244,8 +341,14 @@ AgentContext Engine::make_context(AgentRole r) const {
     if (actor_.busy && number <= actor_.called_window) view = ctx.history.size();
   }
   ctx.since_decision = since;
-  ctx.actor_view = r == AgentRole::Speculator ? view : 0;
-  ctx.top_k = r == AgentRole::Speculator ? opts_.speculator_top_k : opts_.actor_top_k;
+  // A later call of the same actor round: the round's guess, made from the
+  // same view, is in force; this call is for measurements only and needs no
+  // view (its evidence would repeat the whole evidence list).
+  ctx.measurements_only =
+      r == AgentRole::Speculator && opts_.mode == Mode::Speculative && opts_.selective_launch &&
+      ((actor_.busy && guessed_actor_call_ == actor_.calls) || measuring_for_actor());
+  ctx.actor_view = r == AgentRole::Speculator && !ctx.measurements_only ? view : 0;
+  ctx.top_k = r == AgentRole::Speculator ? speculator_branches() : opts_.actor_top_k;
   ctx.seed = opts_.seed;
   ctx.call_index = role(r).calls;
   ctx.online_cpus = opts_.online_cpus;
@@ -286,6 +389,8 @@ void Engine::cancel(Output& out, AgentRole r) {
   // A cancelled request may still have been billed: charge its likely size to
   // the budget so cancellations cannot get around a hard limit.
   s.unbilled_tokens += s.max_call_tokens;
+  s.unbilled_usd += s.max_call_usd;
+  charge(s, s.max_call_tokens, s.max_call_usd);
   CancelAgentAction c;
   c.role = r;
   out.actions.emplace_back(c);
@@ -303,8 +408,20 @@ Output Engine::on_window(const Window& w) {
   drift_check(out, w, clean);
   if (opts_.mode == Mode::SpeculatorOnly) promote_if_better(out);
   run_trials(out, w.end_ns);
-  maybe_call(out, AgentRole::Speculator);
-  maybe_call(out, AgentRole::Actor);
+  // The actor first: the speculator is asked only while the actor thinks,
+  // and an actor asked now is thinking. The speculator's call is emitted
+  // first all the same, so its guess lands as early as it can.
+  // An actor waiting for evidence is asked after the speculator has measured
+  // for it.
+  Output actor_call;
+  if (measuring_for_actor()) {
+    maybe_call(out, AgentRole::Speculator);
+    maybe_call(actor_call, AgentRole::Actor);
+  } else {
+    maybe_call(actor_call, AgentRole::Actor);
+    maybe_call(out, AgentRole::Speculator);
+  }
+  out.append(std::move(actor_call));
   return out;
 }
 
@@ -606,6 +723,10 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
     return;
   }
   trials_.clear();
+  if (trial_round_.size() > 1) {
+    ++trial_rounds_;
+    if (better) ++trial_rounds_won_;
+  }
   // Round over: back to the anchor, what should be in force when the actor
   // answers, unless a trial beat it.
   const Config chosen = better ? *better : anchor;
@@ -628,6 +749,66 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
 
 // ---------------------------------------------------------------- agents
 
+std::optional<double> Engine::window_price() const {
+  if (opts_.window_price_usd >= 0) return opts_.window_price_usd;
+  if (actor_.billed == 0 || actor_.usage.cost_usd <= 0) return std::nullopt;
+  const double per_call = actor_.usage.cost_usd / static_cast<double>(actor_.billed);
+  return per_call / std::max(1.0, actor_latency_windows_);
+}
+
+bool Engine::measuring_for_actor() const {
+  return opts_.selective_launch && opts_.mode == Mode::Speculative && actor_waits_for_evidence_ &&
+         !actor_.busy && !measured_for_actor_ && opts_.speculator_top_k >= 2;
+}
+
+bool Engine::speculation_pays(std::string* why) const {
+  const std::optional<double> price = window_price();
+  const double cost = spec_.billed ? spec_.usage.cost_usd / static_cast<double>(spec_.billed) : 0.0;
+  char buf[200];
+  if (measuring_for_actor()) {
+    // The actor asked for more evidence and waits for the speculator's
+    // measurements: made before it is asked again, they save it a round.
+    const double saving = actor_latency_windows_ * price.value_or(0);
+    if (!price || saving >= cost) return true;
+    std::snprintf(buf, sizeof buf,
+                  "measurements worth $%.6f (a round of %.1f windows x $%.6f) below the cost of "
+                  "a call ($%.6f)",
+                  saving, actor_latency_windows_, *price, cost);
+    *why = buf;
+    return false;
+  }
+  if (!actor_.busy) {
+    *why = "the actor is not thinking: no decision to guess";
+    return false;
+  }
+  // The windows until the actor answers; an actor already later than its
+  // estimate is expected to take as long again as it has (a waiting time
+  // that has outlived its estimate says the estimate was short).
+  const double elapsed = static_cast<double>(windows_seen_ - actor_.called_window);
+  double remaining = actor_latency_windows_ - elapsed;
+  if (remaining <= 0) remaining = elapsed;
+  // A guess is in force only once the speculator has answered.
+  const double saved = remaining - spec_.latency_windows;
+  if (saved <= 0) {
+    std::snprintf(buf, sizeof buf,
+                  "the actor answers in ~%.1f windows, before a guess (~%.1f windows) could land",
+                  remaining, spec_.latency_windows);
+    *why = buf;
+    return false;
+  }
+  if (!price || spec_.billed == 0) return true;  // unpriced, or its cost not yet measured
+  const bool guess = guessed_actor_call_ != actor_.calls;
+  const double p = guess ? hit_probability() : trial_probability();
+  const double saving = p * saved * *price;
+  if (saving >= cost) return true;
+  std::snprintf(buf, sizeof buf,
+                "expected saving $%.6f (%s %.2f x %.1f windows x $%.6f) below the cost of a "
+                "call ($%.6f)",
+                saving, guess ? "P(hit)" : "P(a trial beats the guess)", p, saved, *price, cost);
+  *why = buf;
+  return false;
+}
+
 void Engine::maybe_call(Output& out, AgentRole r) {
   if (paused_) return;
   if (r == AgentRole::Speculator ? !speculator_enabled() : !actor_enabled()) return;
@@ -637,32 +818,72 @@ void Engine::maybe_call(Output& out, AgentRole r) {
   // Converged: nothing to speculate about until the workload drifts (the
   // actor's slower confirmations go on, backed off).
   if (r == AgentRole::Speculator && converged_ && opts_.mode == Mode::Speculative) return;
-  const uint64_t budget = budget_of(r);
-  if (budget &&
-      s.usage.prompt_tokens + s.usage.completion_tokens + s.unbilled_tokens + s.max_call_tokens >
-          budget) {
-    s.budget_exhausted = true;
-    out.events.push_back(
-        event("budget_exhausted",
-              {{"role", to_string(r)},
-               {"tokens", s.usage.prompt_tokens + s.usage.completion_tokens},
-               {"budget", budget}},
-              std::string(to_string(r)) + " token budget exhausted (" +
-                  std::to_string(s.usage.prompt_tokens + s.usage.completion_tokens) + " of " +
-                  std::to_string(budget) + "): no more calls"));
+  // An actor that asked for more evidence is asked again once the
+  // speculator's measurements for it are in (its view would miss them).
+  if (r == AgentRole::Actor && opts_.selective_launch && opts_.mode == Mode::Speculative &&
+      actor_waits_for_evidence_ && measured_for_actor_ && (spec_.busy || !trial_round_.empty()))
+    return;
+  if (const std::string limit = over_budget(s); !limit.empty()) {
+    const SpendReport p = tally(s);
+    const bool hourly = limit.find("per_hour") != std::string::npos;
+    if (hourly && s.hour_limit == limit) return;  // said so already; waits for the hour to roll
+    if (hourly) {
+      s.hour_limit = limit;
+    } else {
+      s.budget_exhausted = true;
+    }
+    out.events.push_back(event(
+        "budget_exhausted",
+        {{"role", to_string(r)},
+         {"limit", limit},
+         {"budget", p.to_json()["budget"][limit]},
+         {"tokens", p.tokens},
+         {"usd", p.usd},
+         {"tokens_last_hour", p.tokens_last_hour},
+         {"usd_last_hour", p.usd_last_hour},
+         {"spend", p.to_json()}},
+        std::string(to_string(r)) + " budget " + limit + " reached (" + std::to_string(p.tokens) +
+            " tokens, $" + std::to_string(p.usd) + "; last hour " +
+            std::to_string(p.tokens_last_hour) +
+            " tokens): " + (hourly ? "no calls until the hour's spend falls" : "no more calls")));
     return;
   }
+  s.hour_limit.clear();
   const int interval =
       r == AgentRole::Speculator ? opts_.speculator_interval : opts_.actor_interval;
-  const int slow = r == AgentRole::Speculator ? std::max(backoff_, spec_idle_) : backoff_;
-  if (s.calls > 0 &&
-      windows_seen_ - s.called_window < static_cast<uint64_t>(std::max(1, interval) * slow))
-    return;
+  if (r == AgentRole::Actor && converged_) {
+    // Converged: confirmations wait `backoff_` windows after the last answer.
+    if (windows_seen_ - actor_answered_window_ <
+        static_cast<uint64_t>(std::max(1, interval) * backoff_))
+      return;
+  } else {
+    const int slow = r == AgentRole::Speculator ? std::max(backoff_, spec_idle_) : backoff_;
+    if (s.calls > 0 &&
+        windows_seen_ - s.called_window < static_cast<uint64_t>(std::max(1, interval) * slow))
+      return;
+  }
+  if (r == AgentRole::Speculator && opts_.mode == Mode::Speculative && opts_.selective_launch) {
+    std::string why;
+    if (!speculation_pays(&why)) {
+      if (actor_.busy && !spec_.told_unprofitable) {
+        spec_.told_unprofitable = true;
+        out.events.push_back(event("agent_waiting", {{"role", "speculator"}, {"reason", why}},
+                                   "speculator not asked: " + why));
+      }
+      return;
+    }
+  }
   if (!has_new_evidence(s)) return;
   AgentContext ctx = make_context(r);
   s.busy = true;
   s.called_ns = clock_.now_ns();
   s.called_window = windows_seen_;
+  s.asked_top_k = ctx.top_k;
+  if (r == AgentRole::Speculator) spec_measurements_only_ = ctx.measurements_only;
+  if (r == AgentRole::Actor) spec_.told_unprofitable = false;  // a new round to guess
+  if (r == AgentRole::Speculator && actor_.busy) guessed_actor_call_ = actor_.calls;
+  if (r == AgentRole::Speculator && !actor_.busy) measured_for_actor_ = true;
+  if (r == AgentRole::Actor) measured_for_actor_ = false;
   ++s.calls;
   ++s.usage.calls;
   out.events.push_back(
@@ -670,6 +891,7 @@ void Engine::maybe_call(Output& out, AgentRole r) {
             {{"role", to_string(r)},
              {"call", s.calls},
              {"windows", ctx.history.size()},
+             {"top_k", ctx.top_k},
              {"backoff", backoff_}},
             std::string("calling ") + to_string(r) + " (call " + std::to_string(s.calls) + ")"));
   CallAgentAction call;
@@ -684,18 +906,28 @@ Output Engine::on_agent_reply(AgentRole r, const AgentReply& reply) {
   if (!s.busy) return out;  // cancelled meanwhile: a stale answer is not evidence
   s.busy = false;
   s.usage.prompt_tokens += reply.usage.prompt_tokens;
+  s.usage.cached_tokens += reply.usage.cached_tokens;
   s.usage.completion_tokens += reply.usage.completion_tokens;
   s.usage.cost_usd += reply.usage.cost_usd;
   s.usage.rejected += reply.rejected;
-  s.max_call_tokens =
-      std::max(s.max_call_tokens, reply.usage.prompt_tokens + reply.usage.completion_tokens);
-  if (r == AgentRole::Actor && windows_seen_ > 0 && !history_.empty()) {
+  const uint64_t tokens = reply.usage.prompt_tokens + reply.usage.completion_tokens;
+  s.max_call_tokens = std::max(s.max_call_tokens, tokens);
+  s.max_call_usd = std::max(s.max_call_usd, reply.usage.cost_usd);
+  if (tokens > 0 || reply.usage.cost_usd > 0) ++s.billed;
+  charge(s, tokens, reply.usage.cost_usd);
+  if (windows_seen_ > 0 && !history_.empty()) {
     double wlen = history_.back().window.duration_ms() * 1e6;
     if (wlen > 0) {
       double observed = static_cast<double>(clock_.now_ns() - s.called_ns) / wlen;
-      actor_latency_windows_ = 0.5 * actor_latency_windows_ + 0.5 * observed;
+      // Half old, half new: follows a model that slows down within two calls.
+      if (r == AgentRole::Actor)
+        actor_latency_windows_ = 0.5 * actor_latency_windows_ + 0.5 * observed;
+      else
+        s.latency_windows =
+            s.billed <= 1 && s.calls <= 1 ? observed : 0.5 * s.latency_windows + 0.5 * observed;
     }
   }
+  if (r == AgentRole::Actor) actor_answered_window_ = windows_seen_;
   if (!reply.ok()) {
     ++s.usage.errors;
     out.events.push_back(event("agent_error", {{"role", to_string(r)}, {"error", reply.error}},
@@ -724,7 +956,7 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
     if (std::any_of(cands.begin(), cands.end(), [&](const Trial& t) { return t.config == cfg; }))
       continue;
     cands.push_back({cfg, std::clamp(c.confidence, 0.0, 1.0), c.rationale});
-    if (cands.size() >= static_cast<size_t>(opts_.speculator_top_k)) break;
+    if (cands.size() >= static_cast<size_t>(spec_.asked_top_k)) break;
   }
   if (cands.empty() || (cands.size() == 1 && cands[0].config == current_)) {
     // Nothing new to try: ask less often until something changes.
@@ -735,9 +967,13 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
     return;
   }
   clear_trials();
-  const Config anchor = cands[0].config;
+  // Measurements only: the guess in force stays the round's anchor.
+  const bool measuring = spec_measurements_only_;
+  const Config anchor = measuring ? current_ : cands[0].config;
   trial_round_ = {anchor};
-  for (size_t i = 1; i < cands.size(); ++i) trials_.push_back(cands[i]);
+  for (size_t i = measuring ? 0 : 1; i < cands.size(); ++i)
+    if (cands[i].config != anchor) trials_.push_back(cands[i]);
+  if (measuring) return;  // run_trials starts them at the next window
   if (anchor == current_) return;
   apply(
       out, anchor, anchor == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional, "speculator",
@@ -747,6 +983,7 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
 }
 
 void Engine::actor_reply(Output& out, const AgentReply& reply) {
+  actor_waits_for_evidence_ = reply.candidates.empty();
   if (reply.candidates.empty()) {
     out.events.push_back(event("agent_waiting",
                                {{"role", "actor"}, {"more_evidence", reply.wants_more_evidence}},
@@ -1039,10 +1276,8 @@ Output Engine::set_budgets(uint64_t speculator_tokens, uint64_t actor_tokens) {
   opts_.speculator_token_budget = speculator_tokens;
   opts_.actor_token_budget = actor_tokens;
   for (RoleState* s : {&spec_, &actor_}) {
-    uint64_t b = budget_of(s->role);
-    s->budget_exhausted = b && s->usage.prompt_tokens + s->usage.completion_tokens +
-                                       s->unbilled_tokens + s->max_call_tokens >
-                                   b;
+    const std::string limit = over_budget(*s);
+    s->budget_exhausted = limit == "tokens" || limit == "usd";
   }
   out.events.push_back(
       event("budgets", {{"speculator_tokens", speculator_tokens}, {"actor_tokens", actor_tokens}},

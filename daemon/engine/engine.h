@@ -29,6 +29,26 @@
 namespace specact::engine {
 
 enum class Mode { Speculative, ActorOnly, SpeculatorOnly, Recommend, Monitor };
+
+// Limits on one role's spend beside the session token budget; 0 = unlimited.
+struct RoleBudget {
+  double usd = 0;  // per session
+  uint64_t tokens_per_hour = 0;
+  double usd_per_hour = 0;
+};
+
+// One role's spend against its budgets, for status.
+struct SpendReport {
+  uint64_t tokens = 0;  // this session (prompt + completion, incl. cancelled calls' estimate)
+  double usd = 0;
+  uint64_t tokens_last_hour = 0;  // the last 3600 s of the clock: the hourly rate
+  double usd_last_hour = 0;
+  uint64_t token_budget = 0;  // session; 0 = unlimited
+  RoleBudget budget;
+  std::string
+      limited_by;  // empty, or the budget that stops calls now ("tokens", "usd_per_hour", ...)
+  nlohmann::json to_json() const;  // with "tokens_left" etc. (null = unlimited)
+};
 std::optional<Mode> mode_from_string(std::string_view s);
 std::string to_string(Mode m);
 
@@ -51,21 +71,52 @@ struct EngineOptions {
   // confidence >= trial_cost (a trial costs one window under an untested config).
   double trial_cost = 0.2;
   double expected_actor_windows = 10;  // prior for the actor's latency (then measured)
-  // Cadence: windows between calls at full speed; backoff multiplies both
-  // after `converge_after` stable decisions, doubling up to `max_backoff`.
+  // Cadence: windows between calls at full speed. Converged (after
+  // `converge_after` stable decisions) the speculator is not asked at all and
+  // the actor's confirmations wait, counted from its last answer, 2, 4, 8 ...
+  // windows, up to `max_backoff`: drift is the engine's own test on every
+  // window, so a confirmation only re-checks a decided config; at the cap, a
+  // 10-window actor is asked about once a minute of 1 s windows.
   int speculator_interval = 1;
   int actor_interval = 1;
   int converge_after = 2;
-  int max_backoff = 16;
+  int max_backoff = 64;
   // Re-engage when, while converged, the objective moves beyond chance (a
   // CUSUM test against the converged config's own windows) and by more than
   // `drift_margin` (relative), or the mean throughput of the last
   // `drift_windows` clean windows moves by more than `drift_margin`.
   double drift_margin = 0.25;
   int drift_windows = 5;
-  // Hard per-role token budgets (prompt + completion); 0 = unlimited.
+  // Hard per-role token budgets (prompt + completion) for the session; 0 = unlimited.
   uint64_t speculator_token_budget = 0;
   uint64_t actor_token_budget = 0;
+  // Per role: USD for the session, tokens and USD per hour (the spend of the
+  // last 3600 s of the clock, a sliding window); 0 = unlimited. A call is
+  // made only if its likely size (the role's largest call so far) still fits.
+  RoleBudget speculator_budget;
+  RoleBudget actor_budget;
+  // Selective launching (Speculative mode): the speculator is asked only
+  // while the actor thinks, and only when the expected saving of the call,
+  // P(useful) x (the windows until the actor's answer less the speculator's
+  // own latency) x window_price_usd, is at least the expected cost of a call
+  // (its mean billed USD so far). The round's first call guesses the actor's
+  // decision: P(useful) is P(hit) = (hits + 1) / (decisions + 2), the
+  // measured hit rate under a uniform prior (0.5 before any decision). A
+  // later call in the same round guesses the same decision from the same
+  // view, so it is worth only its trials: P(useful) is the share of trial
+  // rounds whose trial beat their anchor (kept in force at once), under the
+  // same prior. An actor whose last answer asked for more evidence waits for
+  // the speculator's measurements (it does not explore itself when a
+  // speculator does): the speculator is asked to measure for it first (worth
+  // a whole actor round), and the actor again once they are in.
+  // window_price_usd < 0: the actor's own price of a window (its mean USD per
+  // call / its latency in windows): what the user already pays per window of
+  // deliberation. Unpriced (builtin or free agents, or the actor not yet
+  // billed): the speculator is asked whenever its guess can still save time.
+  double window_price_usd = -1;
+  // false: the speculator is asked whenever it is free, with every branch of
+  // speculator_top_k (always-on speculation, as before selective launching).
+  bool selective_launch = true;
   // Memory bounds.
   size_t history_limit = 600;          // windows kept
   size_t context_history_limit = 240;  // windows handed to an agent
@@ -127,6 +178,13 @@ class Engine {
   bool busy(AgentRole r) const { return role(r).busy; }
   double actor_latency_windows() const { return actor_latency_windows_; }
   bool budget_exhausted(AgentRole r) const { return role(r).budget_exhausted; }
+  SpendReport spend(AgentRole r) const;
+  // Speculative branches asked of the speculator now (adaptive, <= speculator_top_k).
+  int speculator_branches() const;
+  // P(hit) the selective launch uses: (hits + 1) / (decisions + 2).
+  double hit_probability() const;
+  // P(a trial round beats its anchor): (rounds that did + 1) / (trial rounds + 2).
+  double trial_probability() const;
   int backoff() const { return backoff_; }
   Estimate estimate(const Config& c) const { return evidence_.estimate(c); }
   std::optional<double> baseline_p95_us() const { return baseline_p95_; }
@@ -144,8 +202,21 @@ class Engine {
     uint64_t calls = 0;
     uint64_t max_call_tokens = 0;
     uint64_t unbilled_tokens = 0;  // estimated tokens of cancelled calls
+    double max_call_usd = 0;
+    double unbilled_usd = 0;
+    uint64_t billed = 0;         // replies that carried usage
+    double latency_windows = 0;  // EMA of the answer time in windows (0: not measured)
+    int asked_top_k = 1;         // candidates asked in the call in flight
     bool budget_exhausted = false;
+    std::string hour_limit;          // the hourly budget holding calls back now, if any
+    bool told_unprofitable = false;  // an agent_waiting event for this actor round was sent
     RoleUsage usage;
+    struct Charge {
+      int64_t at_ns;
+      uint64_t tokens;
+      double usd;
+    };
+    std::deque<Charge> last_hour;  // charges of the last 3600 s
   };
   struct Trial {
     Config config;
@@ -159,6 +230,17 @@ class Engine {
   bool actor_enabled() const;
   bool applies_enabled() const;
   uint64_t budget_of(AgentRole r) const;
+  const RoleBudget& role_budget(AgentRole r) const {
+    return r == AgentRole::Speculator ? opts_.speculator_budget : opts_.actor_budget;
+  }
+  void charge(RoleState& s, uint64_t tokens, double usd);
+  SpendReport tally(const RoleState& s) const;        // spend, without limited_by
+  std::string over_budget(const RoleState& s) const;  // which budget a next call would break
+  std::optional<double> window_price() const;         // USD per window; nullopt: unpriced
+  bool speculation_pays(std::string* why) const;
+  // The actor waits for evidence, idle, and the speculator (which explores for
+  // it) has not yet been asked to measure for it: a measurement call is due.
+  bool measuring_for_actor() const;
 
   Event event(std::string type, nlohmann::json fields, std::string summary) const;
   void apply(Output& out, const Config& c, ApplyKind kind, const std::string& who,
@@ -229,6 +311,7 @@ class Engine {
   // Convergence and drift.
   int stable_decisions_ = 0;
   int backoff_ = 1;
+  uint64_t actor_answered_window_ = 0;  // windows_seen_ at the actor's latest answer
   Config decision_ref_;  // best config (recommend: recommendation) at the last decision
   bool has_decision_ref_ = false;
   int spec_idle_ = 1;  // speculator backoff: nothing new proposed, or its steps stopped gaining
@@ -239,6 +322,13 @@ class Engine {
   std::deque<double> drift_tp_recent_;    // throughput of the latest windows
 
   uint64_t hits_ = 0, misses_ = 0;
+  uint64_t trial_rounds_ = 0,
+           trial_rounds_won_ = 0;        // rounds with a trial; of them, beaten anchors
+  bool spec_measurements_only_ = false;  // the speculator call in flight asks for measurements only
+  bool actor_waits_for_evidence_ = false;
+  bool measured_for_actor_ = false;  // the speculator measured for the waiting actor since its call
+                                     // // the actor's last answer asked for more measurements
+  uint64_t guessed_actor_call_ = 0;  // actor_.calls when the speculator last guessed (0: never)
   std::optional<double> baseline_p95_;
   std::optional<double> baseline_tp_;
   std::optional<double> baseline_p99_;

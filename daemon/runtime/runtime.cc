@@ -719,6 +719,7 @@ void Runtime::call_agent(AgentRole role, AgentContext ctx) {
     // A reply for a session that has ended is not evidence for the new one.
     if (!session_ || session_.get() != session) return;
     json usage = {{"prompt_tokens", reply.usage.prompt_tokens},
+                  {"cached_tokens", reply.usage.cached_tokens},
                   {"completion_tokens", reply.usage.completion_tokens},
                   {"latency_ms", reply.usage.latency_ms},
                   {"cost_usd", reply.usage.cost_usd}};

@@ -58,6 +58,12 @@ LlmServerOptions LlmServerOptions::from_json(const json& j) {
   LlmServerOptions o;
   o.port = j.value("port", 0);
   o.when_empty = j.value("when_empty", "policy");
+  if (j.contains("prompt_cache")) {
+    const json& c = j["prompt_cache"];
+    o.prompt_cache.min_tokens = c.value("min_tokens", o.prompt_cache.min_tokens);
+    o.prompt_cache.block_tokens = c.value("block_tokens", o.prompt_cache.block_tokens);
+    o.prompt_cache.entries = c.value("entries", o.prompt_cache.entries);
+  }
   if (j.contains("latency_ms"))
     for (const auto& [role, ms] : j["latency_ms"].items()) o.latency_ms[role] = ms.get<int64_t>();
   if (j.contains("script"))
@@ -110,9 +116,8 @@ std::string error_body(const std::string& msg, const std::string& type) {
   return json{{"error", {{"message", msg}, {"type", type}}}}.dump();
 }
 
-uint64_t tokens_of(size_t chars) { return (chars + 3) / 4; }
-
-json envelope(const std::string& content, uint64_t prompt_tokens, bool with_usage = true) {
+json envelope(const std::string& content, uint64_t prompt_tokens, uint64_t cached_tokens,
+              bool with_usage = true) {
   static std::atomic<uint64_t> id{0};
   json j = {{"id", "chatcmpl-test-" + std::to_string(++id)},
             {"object", "chat.completion"},
@@ -125,13 +130,15 @@ json envelope(const std::string& content, uint64_t prompt_tokens, bool with_usag
   if (with_usage)
     j["usage"] = {{"prompt_tokens", prompt_tokens},
                   {"completion_tokens", tokens_of(content.size())},
-                  {"total_tokens", prompt_tokens + tokens_of(content.size())}};
+                  {"total_tokens", prompt_tokens + tokens_of(content.size())},
+                  {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
   return j;
 }
 
 }  // namespace
 
-TestLlmServer::TestLlmServer(LlmServerOptions options) : options_(std::move(options)) {
+TestLlmServer::TestLlmServer(LlmServerOptions options)
+    : options_(std::move(options)), prompt_cache_(options_.prompt_cache) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw std::runtime_error("socket: " + std::string(strerror(errno)));
   int one = 1;
@@ -314,13 +321,17 @@ void TestLlmServer::serve(int fd) {
   std::string role = detect_role(request);
   size_t prompt_chars = 0;
   std::string user;
+  std::vector<std::pair<std::string, std::string>> messages;
   if (request.contains("messages") && request["messages"].is_array())
     for (const auto& m : request["messages"])
       if (m.is_object() && m.contains("content") && m["content"].is_string()) {
         prompt_chars += m["content"].get_ref<const std::string&>().size();
         if (m.value("role", "") != "system") user += m["content"].get<std::string>();
+        messages.emplace_back(m.value("role", ""), m["content"].get<std::string>());
       }
-  uint64_t prompt_tokens = tokens_of(prompt_chars);
+  const uint64_t prompt_tokens = tokens_of(prompt_chars);
+  const uint64_t cached_tokens =
+      std::min(prompt_tokens, prompt_cache_.lookup_and_store(prompt_text(messages)));
 
   LlmStep step;
   int64_t latency = 0;
@@ -367,11 +378,11 @@ void TestLlmServer::serve(int fd) {
                     error_body(std::string("policy mode: ") + e.what(), "invalid_request_error"));
       return;
     }
-    send_response(fd, 200, envelope(content, prompt_tokens).dump());
+    send_response(fd, 200, envelope(content, prompt_tokens, cached_tokens).dump());
     return;
   }
   if (step.kind == LlmStep::Kind::Reply) {
-    send_response(fd, 200, envelope(step.content, prompt_tokens).dump());
+    send_response(fd, 200, envelope(step.content, prompt_tokens, cached_tokens).dump());
     return;
   }
   const std::string& f = step.fault;
@@ -393,7 +404,7 @@ void TestLlmServer::serve(int fd) {
         envelope(reply_to_json(
                      builtin_propose(state_from_json(extract_state(user).value_or(json::object()))))
                      .dump(),
-                 prompt_tokens)
+                 prompt_tokens, cached_tokens)
             .dump();
     if (!send_all(fd, response_head(200, payload.size()))) return;
     size_t pieces = 20;
@@ -418,15 +429,16 @@ void TestLlmServer::serve(int fd) {
     linger l{1, 0};  // close with RST instead of FIN
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   } else if (f == "invalid_utf8") {
-    std::string payload = envelope("PLACEHOLDER", prompt_tokens).dump();
+    std::string payload = envelope("PLACEHOLDER", prompt_tokens, cached_tokens).dump();
     payload.replace(payload.find("PLACEHOLDER"), 11, "{\"candidates\": [\xff\xfe\xc3]}");
     send_response(fd, 200, payload);
   } else if (f == "truncated_json") {
     std::string payload =
-        envelope(R"({"candidates":[{"config":{},"confidence":0.5}]})", prompt_tokens).dump();
+        envelope(R"({"candidates":[{"config":{},"confidence":0.5}]})", prompt_tokens, cached_tokens)
+            .dump();
     send_response(fd, 200, payload.substr(0, payload.size() / 2));
   } else if (f == "truncated_body") {
-    std::string payload = envelope(R"({"candidates":[]})", prompt_tokens).dump();
+    std::string payload = envelope(R"({"candidates":[]})", prompt_tokens, cached_tokens).dump();
     send_all(fd, response_head(200, payload.size()) + payload.substr(0, payload.size() / 2));
   } else if (f == "empty_choices") {
     send_response(fd, 200, R"({"id":"x","object":"chat.completion","choices":[]})");
@@ -434,7 +446,8 @@ void TestLlmServer::serve(int fd) {
     auto state = extract_state(user);
     std::string content =
         state ? reply_to_json(builtin_propose(state_from_json(*state))).dump() : "{}";
-    send_response(fd, 200, envelope(content, prompt_tokens, /*with_usage=*/false).dump());
+    send_response(fd, 200,
+                  envelope(content, prompt_tokens, cached_tokens, /*with_usage=*/false).dump());
   } else {
     send_response(fd, 500, error_body("unknown injected fault " + f, "server_error"));
   }

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "prompt_cache.h"
+
 namespace specact::testing {
 
 // One scripted response.
@@ -44,7 +46,11 @@ struct LlmServerOptions {
   std::string when_empty = "policy";
   std::map<std::string, int64_t> latency_ms;          // per role: speculator, actor
   std::map<std::string, std::deque<LlmStep>> script;  // per role, or "any"
-  // {"when_empty":..,"latency_ms":{"speculator":1000,"actor":10000},"script":{"actor":[...]}}
+  // usage.prompt_tokens_details.cached_tokens: the prefix shared with an
+  // earlier request (OpenAI's rules by default).
+  PromptCacheOptions prompt_cache;
+  // {"when_empty":..,"latency_ms":{"speculator":1000,"actor":10000},"script":{"actor":[...]},
+  //  "prompt_cache":{"min_tokens":1024,"block_tokens":128,"entries":64}}
   static LlmServerOptions from_json(const nlohmann::json& j);
 };
 
@@ -88,6 +94,7 @@ class TestLlmServer {
   mutable std::mutex mu_;
   std::vector<std::thread> workers_;
   LlmServerStats stats_;
+  PromptCache prompt_cache_;
 };
 
 }  // namespace specact::testing

@@ -58,6 +58,9 @@ class SimDriver {
   double actor_latency_windows = 10.3;
   uint64_t speculator_tokens_per_call = 600;
   uint64_t actor_tokens_per_call = 2400;
+  // Usage of one call (tokens, cached tokens, cost) from its context and
+  // reply; unset, a call bills the fixed *_tokens_per_call above (3/4 prompt).
+  std::function<AgentUsage(const AgentContext&, const AgentReply&)> usage_model;
 
   std::vector<Event> events;
   std::vector<AppliedRecord> applies;
@@ -125,10 +128,14 @@ class SimDriver {
         const bool spec = call->role == AgentRole::Speculator;
         Policy& p = spec ? speculator : actor;
         AgentReply reply = p ? p(call->context) : AgentReply{};
-        reply.usage.prompt_tokens =
-            (spec ? speculator_tokens_per_call : actor_tokens_per_call) * 3 / 4;
-        reply.usage.completion_tokens =
-            (spec ? speculator_tokens_per_call : actor_tokens_per_call) / 4;
+        if (usage_model) {
+          reply.usage = usage_model(call->context, reply);
+        } else {
+          reply.usage.prompt_tokens =
+              (spec ? speculator_tokens_per_call : actor_tokens_per_call) * 3 / 4;
+          reply.usage.completion_tokens =
+              (spec ? speculator_tokens_per_call : actor_tokens_per_call) / 4;
+        }
         double lat = spec ? speculator_latency_windows : actor_latency_windows;
         pending_[spec ? 0 : 1] = {clock_.now_ns() + static_cast<int64_t>(lat * kWindowNs),
                                   std::move(reply)};

@@ -136,6 +136,7 @@ PolicyInput digest(const AgentContext& ctx) {
   in.online_cpus = std::max(1, ctx.online_cpus);
   in.actor_latency_windows = ctx.actor_latency_windows;
   in.actor_explores = ctx.actor_explores;
+  in.measurements_only = ctx.role == AgentRole::Speculator && ctx.measurements_only;
   in.opts = ctx.evidence;
   in.search = ctx.search;
   in.guard = ctx.guard;
@@ -152,11 +153,11 @@ PolicyInput digest(const AgentContext& ctx) {
     v.evidence = pool_by_config(ctx, ctx.actor_view);
     in.actor_view = std::move(v);
   }
+  // The speculator reasons from pooled evidence only (single windows are in
+  // it): its prompt carries no window list.
   const size_t first =
       ctx.role == AgentRole::Speculator
-          ? std::max(since, ctx.history.size() > kSpeculatorRecentWindows
-                                ? ctx.history.size() - kSpeculatorRecentWindows
-                                : size_t{0})
+          ? ctx.history.size()
           : (ctx.history.size() > kActorRecentWindows ? ctx.history.size() - kActorRecentWindows
                                                       : size_t{0});
   target_facts(ctx.history, in);

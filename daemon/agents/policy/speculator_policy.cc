@@ -33,11 +33,32 @@ std::optional<Candidate> predict_actor(const PolicyInput& in) {
   return c;
 }
 
+Candidate measurement(const ConfigEvidence& champ, const policy::Step& s) {
+  Candidate c;
+  c.config = s.config;
+  c.confidence = s.kind == policy::Step::Kind::Refine ? 0.4 : 0.5;
+  std::ostringstream os;
+  os << "measuring from the best config (p95 " << std::llround(champ.est.p95_us)
+     << " us): " << s.why;
+  c.rationale = os.str();
+  return c;
+}
+
 }  // namespace
 
 AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   AgentReply reply;
   const ConfigEvidence* champ = policy::incumbent(in, in.evidence, in.confirmed);
+  if (in.measurements_only) {
+    // The guess is in force: the same search steps, none of them a guess.
+    if (!champ) return reply;
+    for (const auto& s : policy::next_steps(in, in.evidence, *champ)) {
+      if (reply.candidates.size() >= static_cast<size_t>(in.top_k)) break;
+      if (policy::same_config(in, s.config, in.current)) continue;
+      reply.candidates.push_back(measurement(*champ, s));
+    }
+    return reply;
+  }
   std::optional<Candidate> anchor = predict_actor(in);
   if (!anchor) {
     Candidate c;
@@ -52,14 +73,7 @@ AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
   for (const auto& s : policy::next_steps(in, in.evidence, *champ)) {
     if (reply.candidates.size() >= static_cast<size_t>(in.top_k)) break;
     if (policy::same_config(in, s.config, anchor->config)) continue;
-    Candidate c;
-    c.config = s.config;
-    c.confidence = s.kind == policy::Step::Kind::Refine ? 0.4 : 0.5;
-    std::ostringstream os;
-    os << "measuring from the best config (p95 " << std::llround(champ->est.p95_us)
-       << " us): " << s.why;
-    c.rationale = os.str();
-    reply.candidates.push_back(std::move(c));
+    reply.candidates.push_back(measurement(*champ, s));
   }
   return reply;
 }

@@ -9,25 +9,27 @@ namespace {
 
 using nlohmann::json;
 
+constexpr double kDefaultTolerance = 0.10;
+
 json opt_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 std::optional<double> opt_double(const json& j, const char* key) {
   if (!j.contains(key) || j.at(key).is_null()) return std::nullopt;
   return j.at(key).get<double>();
 }
 
+// Fields at their usual value (tolerance 0.10, effect direct, current =
+// default) are left out and read back as that value (prompt tokens).
 json knob_to_state(const KnobInfo& k) {
-  json j = {{"name", k.name},
-            {"family", k.family},
-            {"unit", k.unit},
-            {"scale", to_string(k.domain.scale)},
-            {"min", k.domain.min},
-            {"max", k.domain.max},
-            {"tolerance", k.tolerance_fraction},
-            {"effect", to_string(k.effect)}};  // descriptions are in the prompt's text
+  json j = {{"name", k.name},      {"family", k.family},
+            {"unit", k.unit},      {"scale", to_string(k.domain.scale)},
+            {"min", k.domain.min}, {"max", k.domain.max}};  // descriptions are in the prompt's text
+  if (k.tolerance_fraction != kDefaultTolerance) j["tolerance"] = k.tolerance_fraction;
+  if (k.effect != KnobEffect::Direct) j["effect"] = to_string(k.effect);
   if (k.request_size) j["request_size"] = true;
   if (!k.domain.enum_values.empty()) j["values"] = k.domain.enum_values;
-  if (k.current) j["current"] = *k.current;
   if (k.default_value) j["default"] = *k.default_value;
+  if (k.current && k.current != k.default_value) j["current"] = *k.current;
+  if (!k.current) j["current"] = nullptr;
   return j;
 }
 
@@ -47,20 +49,26 @@ KnobInfo knob_from_state(const json& kj) {
   k.domain.min = kj.at("min").get<int64_t>();
   k.domain.max = kj.at("max").get<int64_t>();
   if (kj.contains("values")) k.domain.enum_values = kj.at("values").get<std::vector<std::string>>();
-  k.tolerance_fraction = kj.value("tolerance", 0.10);
+  k.tolerance_fraction = kj.value("tolerance", kDefaultTolerance);
   auto effect = knob_effect_from_string(kj.value("effect", "direct"));
   if (!effect) throw std::invalid_argument("state: unknown knob effect");
   k.effect = *effect;
   k.request_size = kj.value("request_size", false);
-  if (kj.contains("current")) k.current = kj.at("current").get<int64_t>();
   if (kj.contains("default")) k.default_value = kj.at("default").get<int64_t>();
+  if (!kj.contains("current"))
+    k.current = k.default_value;
+  else if (!kj.at("current").is_null())
+    k.current = kj.at("current").get<int64_t>();
   k.available = true;
   return k;
 }
 
-Config config_from_state(const json& j) {
+// Configs other than the baseline are written as their differences from it
+// (most knobs keep their baseline value; full configs would repeat every knob
+// name in every entry), and read back on top of it.
+Config config_from_state(const json& j, const Config& base = {}) {
   if (!j.is_object()) throw std::invalid_argument("state: config is not an object");
-  Config c;
+  Config c = base;
   for (const auto& [k, v] : j.items()) {
     if (!v.is_number_integer()) throw std::invalid_argument("state: config value not integer");
     c[k] = v.get<int64_t>();
@@ -68,19 +76,29 @@ Config config_from_state(const json& j) {
   return c;
 }
 
+json config_delta(const Config& c, const Config& base) {
+  json j = json::object();
+  for (const auto& [k, v] : c)
+    if (auto it = base.find(k); it == base.end() || it->second != v) j[k] = v;
+  return j;
+}
+
+// The histogram's resolution is every estimate's unless the metric is
+// coarser there (a command's quantisation): written only where it differs,
+// as "confident" only where it is false (prompt tokens).
 json estimate_to_state(const evidence::Estimate& e) {
-  return {{"p95_us", e.p95_us},
-          {"ci95_us", {e.lo_us, e.hi_us}},
-          {"se_log", e.se},
-          {"resolution", e.resolution},
-          {"p99_us", opt_json(e.p99_us)},
-          {"throughput", opt_json(e.throughput)},
-          {"requests_per_s", opt_json(e.requests_per_s)},
-          {"best_window_p95_us", e.window_best_us},
-          {"samples", e.samples},
-          {"windows", e.windows},
-          {"seconds", e.seconds},
-          {"confident", e.confident}};
+  json j = {{"p95_us", e.p95_us},
+            {"ci95_us", {e.lo_us, e.hi_us}},
+            {"se_log", e.se},
+            {"p99_us", opt_json(e.p99_us)},
+            {"throughput", opt_json(e.throughput)},
+            {"requests_per_s", opt_json(e.requests_per_s)},
+            {"samples", e.samples},
+            {"windows", e.windows},
+            {"seconds", e.seconds}};
+  if (e.resolution != evidence::kHistogramResolution) j["resolution"] = e.resolution;
+  if (!e.confident) j["confident"] = false;
+  return j;
 }
 
 evidence::Estimate estimate_from_state(const json& j) {
@@ -91,7 +109,7 @@ evidence::Estimate estimate_from_state(const json& j) {
   e.lo_us = ci[0].get<double>();
   e.hi_us = ci[1].get<double>();
   e.se = j.at("se_log").get<double>();
-  e.resolution = j.at("resolution").get<double>();
+  e.resolution = j.value("resolution", evidence::kHistogramResolution);
   e.p99_us = opt_double(j, "p99_us");
   e.throughput = opt_double(j, "throughput");
   e.requests_per_s = opt_double(j, "requests_per_s");
@@ -99,27 +117,27 @@ evidence::Estimate estimate_from_state(const json& j) {
   e.samples = j.at("samples").get<uint64_t>();
   e.windows = j.at("windows").get<int>();
   e.seconds = j.at("seconds").get<double>();
-  e.confident = j.at("confident").get<bool>();
+  e.confident = j.value("confident", true);
   return e;
 }
 
-json evidence_to_json(const std::vector<ConfigEvidence>& all) {
+json evidence_to_json(const std::vector<ConfigEvidence>& all, const Config& base) {
   json out = json::array();
   for (const auto& e : all) {
     json j = estimate_to_state(e.est);
-    j["config"] = config_to_json(e.config);
+    j["config"] = config_delta(e.config, base);
     j["last_window"] = e.last_window;
     out.push_back(std::move(j));
   }
   return out;
 }
 
-std::vector<ConfigEvidence> evidence_from_json(const json& all) {
+std::vector<ConfigEvidence> evidence_from_json(const json& all, const Config& base) {
   if (!all.is_array()) throw std::invalid_argument("state: evidence is not an array");
   std::vector<ConfigEvidence> out;
   for (const auto& ej : all) {
     ConfigEvidence e;
-    e.config = config_from_state(ej.at("config"));
+    e.config = config_from_state(ej.at("config"), base);
     e.est = estimate_from_state(ej);
     e.last_window = ej.at("last_window").get<uint64_t>();
     out.push_back(std::move(e));
@@ -159,7 +177,7 @@ json state_to_json(const PolicyInput& in) {
   json recent = json::array();
   for (const auto& w : in.recent) {
     recent.push_back({{"window", w.index},
-                      {"config", config_to_json(w.config)},
+                      {"config", config_delta(w.config, in.baseline)},
                       {"p95_us", opt_json(w.objective_us)},
                       {"p50_us", w.p50_us},
                       {"p99_us", w.p99_us},
@@ -176,12 +194,12 @@ json state_to_json(const PolicyInput& in) {
             {"windows_total", in.windows_total},
             {"windows_since_decision", in.windows_since_decision},
             {"knobs", knobs},
-            {"current", config_to_json(in.current)},
-            {"confirmed", config_to_json(in.confirmed)},
-            {"best", config_to_json(in.best)},
+            {"current", config_delta(in.current, in.baseline)},
+            {"confirmed", config_delta(in.confirmed, in.baseline)},
+            {"best", config_delta(in.best, in.baseline)},
             {"baseline", config_to_json(in.baseline)},
             {"recent", recent},
-            {"evidence", evidence_to_json(in.evidence)},
+            {"evidence", evidence_to_json(in.evidence, in.baseline)},
             {"target",
              {{"oncpu_ms_per_s", opt_json(in.oncpu_ms_per_s)},
               {"sleeps_per_s", opt_json(in.sleeps_per_s)},
@@ -192,12 +210,16 @@ json state_to_json(const PolicyInput& in) {
               {"requests_per_s", opt_json(in.guard.requests_per_s)}}},
             {"actor_latency_windows", in.actor_latency_windows},
             {"actor_explores", in.actor_explores},
+            {"measurements_only", in.measurements_only},
             {"rules", options_to_json(in)}};
-  if (in.actor_view)
+  if (in.actor_view) {
     j["actor_view"] = {{"windows", in.actor_view->windows},
-                       {"current", config_to_json(in.actor_view->current)},
-                       {"confirmed", config_to_json(in.actor_view->confirmed)},
-                       {"evidence", evidence_to_json(in.actor_view->evidence)}};
+                       {"current", config_delta(in.actor_view->current, in.baseline)},
+                       {"confirmed", config_delta(in.actor_view->confirmed, in.baseline)}};
+    // A view of every window is the evidence above: not repeated.
+    if (in.actor_view->windows != in.windows_total)
+      j["actor_view"]["evidence"] = evidence_to_json(in.actor_view->evidence, in.baseline);
+  }
   return j;
 }
 
@@ -220,14 +242,14 @@ PolicyInput state_from_json(const json& j) {
     in.windows_total = j.at("windows_total").get<uint64_t>();
     in.windows_since_decision = j.at("windows_since_decision").get<uint64_t>();
     for (const auto& kj : j.at("knobs")) in.knobs.push_back(knob_from_state(kj));
-    in.current = config_from_state(j.at("current"));
-    in.confirmed = config_from_state(j.at("confirmed"));
-    in.best = config_from_state(j.at("best"));
     in.baseline = config_from_state(j.at("baseline"));
+    in.current = config_from_state(j.at("current"), in.baseline);
+    in.confirmed = config_from_state(j.at("confirmed"), in.baseline);
+    in.best = config_from_state(j.at("best"), in.baseline);
     for (const auto& wj : j.at("recent")) {
       WindowSummary w;
       w.index = wj.at("window").get<uint64_t>();
-      w.config = config_from_state(wj.at("config"));
+      w.config = config_from_state(wj.at("config"), in.baseline);
       w.objective_us = opt_double(wj, "p95_us");
       w.p50_us = wj.at("p50_us").get<double>();
       w.p99_us = wj.at("p99_us").get<double>();
@@ -237,7 +259,7 @@ PolicyInput state_from_json(const json& j) {
       w.low_confidence = wj.at("low_confidence").get<bool>();
       in.recent.push_back(std::move(w));
     }
-    in.evidence = evidence_from_json(j.at("evidence"));
+    in.evidence = evidence_from_json(j.at("evidence"), in.baseline);
     const json& t = j.at("target");
     in.oncpu_ms_per_s = opt_double(t, "oncpu_ms_per_s");
     in.sleeps_per_s = opt_double(t, "sleeps_per_s");
@@ -248,14 +270,16 @@ PolicyInput state_from_json(const json& j) {
     in.guard.requests_per_s = opt_double(g, "requests_per_s");
     in.actor_latency_windows = j.at("actor_latency_windows").get<double>();
     in.actor_explores = j.at("actor_explores").get<bool>();
+    in.measurements_only = j.value("measurements_only", false);
     options_from_json(j.at("rules"), in);
     if (j.contains("actor_view") && !j.at("actor_view").is_null()) {
       const json& vj = j.at("actor_view");
       ActorView v;
       v.windows = vj.at("windows").get<uint64_t>();
-      v.current = config_from_state(vj.at("current"));
-      v.confirmed = config_from_state(vj.at("confirmed"));
-      v.evidence = evidence_from_json(vj.at("evidence"));
+      v.current = config_from_state(vj.at("current"), in.baseline);
+      v.confirmed = config_from_state(vj.at("confirmed"), in.baseline);
+      v.evidence = vj.contains("evidence") ? evidence_from_json(vj.at("evidence"), in.baseline)
+                                           : in.evidence;
       in.actor_view = std::move(v);
     }
     return in;

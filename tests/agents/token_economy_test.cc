@@ -1,0 +1,129 @@
+// Tokens over 200 s of simulated time, speculative / actor-only, on every
+// simulated workload: the builtin agents decide, the calls are billed as a
+// hosted model would bill the openai backend's prompts (sim_llm.h). Selective
+// launching (the default) is compared in the same run with always-on
+// speculation (engine.selective_launch false, the engine's cadence before
+// it): at most 1.5x the actor-only tokens (median of the seeds), and no
+// slower to get within 10 % of the best config.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "agents/policy.h"
+#include "sim_driver.h"
+#include "sim_llm.h"
+
+namespace specact::agents_test {
+using namespace specact::engine;
+using namespace specact::engine::testing;
+using specact::testing::SimLlm;
+namespace {
+
+// The paper's timing: a 1 s speculator and a 10-15 s actor, 1 s windows.
+constexpr double kActorLatency = 12;
+constexpr double kSpeculatorLatency = 0.5;
+constexpr int kWindows = 200;
+constexpr int kSeeds = 5;
+
+struct Spend {
+  uint64_t tokens = 0, cached = 0, spec_tokens = 0;
+  double usd = 0;
+  uint64_t spec_calls = 0, actor_calls = 0;
+  uint64_t reach = 0;  // first window within 10 % of the grid best (0: never)
+};
+
+std::vector<KnobInfo> searched_knobs(const sim::SimWorkload& w) {
+  std::vector<KnobInfo> out;
+  for (auto& k : sim::full_catalogue(w))
+    if (k.effect != KnobEffect::Conditional) out.push_back(k);
+  return out;
+}
+
+Spend run_once(const sim::SimWorkload& w, Mode mode, uint64_t seed, double grid_p95,
+               bool selective = true) {
+  EngineOptions o;
+  o.mode = mode;
+  o.selective_launch = selective;
+  o.seed = seed;
+  o.online_cpus = 2;
+  if (w.command_metric) o.metric = Metric::CommandP95;
+  SimDriver d(o, w, seed, sim::full_catalogue(w));
+  SimLlm llm;
+  d.speculator = [](const AgentContext& ctx) { return BuiltinSpeculatorPolicy{}.propose(ctx); };
+  d.actor = [](const AgentContext& ctx) { return BuiltinActorPolicy{}.propose(ctx); };
+  d.usage_model = [&](const AgentContext& ctx, const AgentReply& r) { return llm.bill(ctx, r); };
+  d.speculator_latency_windows = kSpeculatorLatency;
+  d.actor_latency_windows = kActorLatency;
+  d.run(kWindows);
+  Spend s;
+  for (AgentRole r : {AgentRole::Speculator, AgentRole::Actor}) {
+    const RoleUsage& u = d.engine().usage(r);
+    s.tokens += u.prompt_tokens + u.completion_tokens;
+    s.cached += u.cached_tokens;
+    s.usd += u.cost_usd;
+    if (r == AgentRole::Speculator) s.spec_tokens = u.prompt_tokens + u.completion_tokens;
+  }
+  s.spec_calls = d.calls_of(AgentRole::Speculator);
+  s.actor_calls = d.calls_of(AgentRole::Actor);
+  s.reach = d.first_within(grid_p95);
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+class TokenEconomy : public ::testing::TestWithParam<int> {};
+
+TEST_P(TokenEconomy, SpeculationCostsAtMostHalfAgainTheActorAlone) {
+  const sim::SimWorkload w = sim::SimWorkload::all()[static_cast<size_t>(GetParam())];
+  sim::SimKernel truth(w, 1);
+  const double grid_p95 = sim::grid_search(truth, searched_knobs(w), 9).second;
+  std::vector<double> token_ratio, usd_ratio, always_ratio, spec_reach, always_reach, actor_reach;
+  auto windows = [](uint64_t reach) { return static_cast<double>(reach ? reach : kWindows); };
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+    Spend s = run_once(w, Mode::Speculative, seed, grid_p95);
+    Spend all = run_once(w, Mode::Speculative, seed, grid_p95, /*selective=*/false);
+    Spend a = run_once(w, Mode::ActorOnly, seed, grid_p95);
+    token_ratio.push_back(static_cast<double>(s.tokens) / static_cast<double>(a.tokens));
+    always_ratio.push_back(static_cast<double>(all.tokens) / static_cast<double>(a.tokens));
+    usd_ratio.push_back(s.usd / a.usd);
+    spec_reach.push_back(windows(s.reach));
+    always_reach.push_back(windows(all.reach));
+    actor_reach.push_back(windows(a.reach));
+    std::printf(
+        "%s seed %llu: speculative %llu tokens (speculator %llu, %llu cached) $%.4f, %llu+%llu "
+        "calls, reach %llu | always-on %llu tokens, %llu+%llu calls, reach %llu | actor-only "
+        "%llu tokens $%.4f, %llu calls, reach %llu\n",
+        w.name.c_str(), static_cast<unsigned long long>(seed),
+        static_cast<unsigned long long>(s.tokens), static_cast<unsigned long long>(s.spec_tokens),
+        static_cast<unsigned long long>(s.cached), s.usd,
+        static_cast<unsigned long long>(s.spec_calls),
+        static_cast<unsigned long long>(s.actor_calls), static_cast<unsigned long long>(s.reach),
+        static_cast<unsigned long long>(all.tokens),
+        static_cast<unsigned long long>(all.spec_calls),
+        static_cast<unsigned long long>(all.actor_calls),
+        static_cast<unsigned long long>(all.reach), static_cast<unsigned long long>(a.tokens),
+        a.usd, static_cast<unsigned long long>(a.actor_calls),
+        static_cast<unsigned long long>(a.reach));
+  }
+  std::printf(
+      "%s: tokens speculative / actor-only median %.2fx (always-on %.2fx), USD %.2fx; median "
+      "windows to within 10%%: speculative %.0f, always-on %.0f, actor-only %.0f\n",
+      w.name.c_str(), median(token_ratio), median(always_ratio), median(usd_ratio),
+      median(spec_reach), median(always_reach), median(actor_reach));
+  EXPECT_LE(median(token_ratio), 1.5) << w.name;
+  EXPECT_LE(median(spec_reach), median(always_reach)) << w.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(SimWorkloads, TokenEconomy,
+                         ::testing::Range(0, static_cast<int>(sim::SimWorkload::all().size())),
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return sim::SimWorkload::all()[static_cast<size_t>(i.param)].name;
+                         });
+
+}  // namespace
+}  // namespace specact::agents_test

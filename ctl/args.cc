@@ -65,7 +65,9 @@ JSON output:
   status   the GetStatus object: version, state, mode, target, current,
            confirmed, baseline (knob -> integer), pinned, last_window,
            baseline_p95_us, hit_rate, windows, usage.{speculator,actor}.{calls,
-           prompt_tokens,completion_tokens,errors,rejected,cost_usd}, uptime_s,
+           prompt_tokens,cached_tokens,completion_tokens,errors,rejected,
+           cost_usd}, spend.{speculator,actor}.{tokens,usd,tokens_last_hour,
+           usd_last_hour,budget,left,limited_by}, uptime_s,
            warnings (array of strings), settings.{target,mode,pins,paused}.
            source ("config", "saved" or "unsaved") and settings.file
   knobs    array of {name, family, unit, description, min, max, scale,

@@ -186,6 +186,35 @@ std::string render_status(const json& s, const json& knobs) {
   o << "\n"
     << render_table({"AGENT", "CALLS", "PROMPT_TOK", "COMPL_TOK", "COST", "ERRORS", "REJECTED"},
                     agent_rows, {false, true, true, true, true, true, true});
+  // Spend against the budgets: the session, the last hour (the rate) and
+  // what is left of each limit ("-": no limit).
+  if (s.contains("spend") && s["spend"].is_object()) {
+    std::vector<std::vector<std::string>> spend_rows;
+    for (const char* role : {"speculator", "actor"}) {
+      if (!s["spend"].contains(role) || !s["spend"][role].is_object()) continue;
+      const json& p = s["spend"][role];
+      const json left = p.value("left", json::object());
+      auto tok_left = [&](const char* k) {
+        return left.contains(k) && left[k].is_number() ? fmt("%.0f", left[k].get<double>())
+                                                       : std::string("-");
+      };
+      auto usd_left = [&](const char* k) {
+        return left.contains(k) && left[k].is_number() ? fmt("$%.4f", left[k].get<double>())
+                                                       : std::string("-");
+      };
+      const json lim = p.contains("limited_by") ? p["limited_by"] : json();
+      spend_rows.push_back(
+          {role, fmt("%.0f", num(p, "tokens")), fmt("$%.4f", num(p, "usd")),
+           fmt("%.0f", num(p, "tokens_last_hour")), fmt("$%.4f", num(p, "usd_last_hour")),
+           tok_left("tokens"), usd_left("usd"), tok_left("tokens_this_hour"),
+           usd_left("usd_this_hour"), lim.is_string() ? lim.get<std::string>() : std::string("-")});
+    }
+    if (!spend_rows.empty())
+      o << "\n"
+        << render_table({"SPEND", "TOKENS", "USD", "TOK/HOUR", "USD/HOUR", "TOK_LEFT", "USD_LEFT",
+                         "TOK_LEFT/H", "USD_LEFT/H", "LIMITED_BY"},
+                        spend_rows, {false, true, true, true, true, true, true, true, true, false});
+  }
 
   std::set<std::string> names;
   std::set<std::string> pinned;

@@ -61,6 +61,9 @@ struct StatusSnapshot {
   uint64_t windows = 0;
   RoleUsage speculator;
   RoleUsage actor;
+  // Per role: spend against the budgets, {"tokens","usd","tokens_last_hour",
+  // "usd_last_hour","budget":{...},"left":{...},"limited_by"} (null: none).
+  nlohmann::json spend = nlohmann::json::object();
   double uptime_s = 0;
   // Problems the caller should see (a history file that cannot be written).
   std::vector<std::string> warnings;

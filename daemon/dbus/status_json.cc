@@ -21,6 +21,7 @@ nlohmann::json status_to_json(const StatusSnapshot& s, const std::string& versio
       {"windows", s.windows},
       {"usage",
        {{"speculator", role_usage_to_json(s.speculator)}, {"actor", role_usage_to_json(s.actor)}}},
+      {"spend", s.spend},
       {"uptime_s", s.uptime_s},
       {"warnings", s.warnings},
       {"settings", s.settings}};

@@ -177,21 +177,35 @@ void parse_search(const json& s, engine::EngineOptions& e) {
 
 void parse_budgets(const json& b, engine::EngineOptions& e) {
   const std::string path = "budgets";
-  check_keys(b, path, {"speculator_tokens", "actor_tokens"});
-  if (b.contains("speculator_tokens"))
-    e.speculator_token_budget =
-        static_cast<uint64_t>(get_int(b, path, "speculator_tokens", 0, INT64_MAX));
-  if (b.contains("actor_tokens"))
-    e.actor_token_budget = static_cast<uint64_t>(get_int(b, path, "actor_tokens", 0, INT64_MAX));
+  check_keys(b, path,
+             {"speculator_tokens", "actor_tokens", "speculator_usd", "actor_usd",
+              "speculator_tokens_per_hour", "actor_tokens_per_hour", "speculator_usd_per_hour",
+              "actor_usd_per_hour"});
+  auto tokens = [&](const char* k) {
+    return static_cast<uint64_t>(get_int(b, path, k, 0, INT64_MAX));
+  };
+  auto usd = [&](const char* k) { return get_number(b, path, k, 0.0, 1e9); };
+  if (b.contains("speculator_tokens")) e.speculator_token_budget = tokens("speculator_tokens");
+  if (b.contains("actor_tokens")) e.actor_token_budget = tokens("actor_tokens");
+  for (auto [role, budget] :
+       {std::pair<const char*, engine::RoleBudget*>{"speculator", &e.speculator_budget},
+        {"actor", &e.actor_budget}}) {
+    const std::string r = role;
+    if (b.contains(r + "_usd")) budget->usd = usd((r + "_usd").c_str());
+    if (b.contains(r + "_tokens_per_hour"))
+      budget->tokens_per_hour = tokens((r + "_tokens_per_hour").c_str());
+    if (b.contains(r + "_usd_per_hour")) budget->usd_per_hour = usd((r + "_usd_per_hour").c_str());
+  }
 }
 
 void parse_engine(const json& j, engine::EngineOptions& e) {
   const std::string path = "engine";
-  check_keys(j, path,
-             {"converge_after", "max_backoff", "drift_margin", "drift_windows", "trial_cost",
-              "speculator_interval", "actor_interval", "expected_actor_windows", "history_limit",
-              "context_history_limit", "max_configs", "min_pooled_samples", "prior_cv",
-              "confidence_z", "decision_z", "min_effect", "seed"});
+  check_keys(
+      j, path,
+      {"converge_after", "max_backoff", "drift_margin", "drift_windows", "trial_cost",
+       "speculator_interval", "actor_interval", "expected_actor_windows", "history_limit",
+       "context_history_limit", "max_configs", "min_pooled_samples", "prior_cv", "confidence_z",
+       "decision_z", "min_effect", "seed", "window_price_usd", "selective_launch"});
   auto i = [&](const char* k, int64_t lo, int64_t hi) { return get_int(j, path, k, lo, hi); };
   auto d = [&](const char* k, double lo, double hi) { return get_number(j, path, k, lo, hi); };
   if (j.contains("converge_after"))
@@ -219,6 +233,9 @@ void parse_engine(const json& j, engine::EngineOptions& e) {
   if (j.contains("decision_z")) e.evidence.decide_z = d("decision_z", 0.1, 10.0);
   if (j.contains("min_effect")) e.evidence.min_effect = d("min_effect", 0.0, 10.0);
   if (j.contains("seed")) e.seed = static_cast<uint64_t>(i("seed", 0, INT64_MAX));
+  // -1: the actor's own price of a window (see EngineOptions::window_price_usd).
+  if (j.contains("window_price_usd")) e.window_price_usd = d("window_price_usd", -1.0, 1e6);
+  if (j.contains("selective_launch")) e.selective_launch = get_bool(j, path, "selective_launch");
 }
 
 void parse_dbus(const json& j, DbusSettings& d) {

@@ -798,6 +798,8 @@ StatusSnapshot Runtime::status() {
   s.windows = e.windows();
   s.speculator = e.usage(AgentRole::Speculator);
   s.actor = e.usage(AgentRole::Actor);
+  s.spend = {{"speculator", e.spend(AgentRole::Speculator).to_json()},
+             {"actor", e.spend(AgentRole::Actor).to_json()}};
   s.uptime_s = static_cast<double>(clock_.now_ns() - started_ns_) / 1e9;
   if (session_->target_empty) s.state = "waiting";
   s.warnings = warnings();

@@ -117,7 +117,9 @@ TEST(AgentConfig, ParsesBothBackends) {
       "base_url":"http://127.0.0.1:8080/v1","model":"m","api_key_env":"K","timeout_ms":15000,
       "connect_timeout_ms":1000,"max_retries":2,"temperature":0.5,"top_k":3,
       "price_in_per_mtok":0.1,"price_out_per_mtok":0.4,"prompt_dir":"/x",
-      "response_format":"json_object","max_response_bytes":65536})"));
+      "response_format":"json_object","max_response_bytes":65536,
+      "price_cached_in_per_mtok":0.025})"));
+  EXPECT_DOUBLE_EQ(o.cached_in_price(), 0.025);
   EXPECT_EQ(o.backend, AgentConfig::Backend::OpenAI);
   EXPECT_EQ(o.timeout_ms, 15000);
   EXPECT_EQ(o.max_retries, 2);
@@ -205,11 +207,32 @@ TEST(Prompts, StateBlockRebuildsTheSameDecision) {
   }
 }
 
-TEST(Prompts, SpeculatorSeesOnlyWindowsSinceTheDecision) {
+// A later speculator call of the same actor round: the guess is in force,
+// every candidate is a measurement (none is the config in force), the prompt
+// says so, and the state rebuilds the same reply.
+TEST(Prompts, MeasurementsOnlyCallProposesNoGuess) {
+  AgentContext ctx = prompt_context(AgentRole::Speculator);
+  ctx.top_k = 3;
+  ctx.measurements_only = true;
+  AgentReply r = builtin_propose(digest(ctx));
+  ASSERT_FALSE(r.candidates.empty());
+  for (const auto& c : r.candidates) EXPECT_NE(c.config, ctx.current);
+  ChatPrompt p = build_prompt(ctx, PromptTemplates::defaults());
+  EXPECT_NE(p.user.find("measurements only"), std::string::npos);
+  auto state = extract_state(p.user);
+  ASSERT_TRUE(state);
+  EXPECT_EQ((*state)["measurements_only"], true);
+  EXPECT_EQ(reply_to_json(builtin_propose(state_from_json(*state))), reply_to_json(r));
+}
+
+// The speculator reasons from pooled evidence: its prompt carries no window
+// list (it counts the windows since the decision); the actor gets the last few.
+TEST(Prompts, SpeculatorGetsPooledEvidenceOnly) {
   AgentContext ctx = prompt_context(AgentRole::Speculator);
   PolicyInput in = digest(ctx);
-  EXPECT_EQ(in.recent.size(), 3u);
+  EXPECT_TRUE(in.recent.empty());
   EXPECT_EQ(in.windows_since_decision, 3u);
+  EXPECT_FALSE(in.evidence.empty());
   ctx.role = AgentRole::Actor;
   EXPECT_EQ(digest(ctx).recent.size(), 6u);
 }

@@ -365,3 +365,39 @@ TEST_F(OpenAIClient, DestroyingTheAgentMidRequestIsSafe) {
   io.run_for(milliseconds(400));
   EXPECT_FALSE(called);
 }
+
+// usage.prompt_tokens_details.cached_tokens, as an OpenAI-compatible server
+// reports a prompt prefix it holds from an earlier request: read and priced
+// at price_cached_in_per_mtok. The system message is the same in both calls,
+// so the second one finds at least that much of its prompt cached.
+TEST(OpenAIClientCache, CachedPromptTokensArePricedSeparately) {
+  boost::asio::io_context io;
+  LlmServerOptions opts;
+  opts.prompt_cache.min_tokens = 0;  // count every shared prefix (a local server's cache)
+  opts.prompt_cache.block_tokens = 1;
+  TestLlmServer server(opts);
+  AgentConfig config;
+  config.backend = AgentConfig::Backend::OpenAI;
+  config.base_url = server.base_url();
+  config.model = "specact-test";
+  config.timeout_ms = 2000;
+  config.price_in_per_mtok = 1.0;
+  config.price_cached_in_per_mtok = 0.25;
+  config.price_out_per_mtok = 4.0;
+  OpenAIAgent agent(AgentRole::Speculator, config, io);
+  Outcome first = ask(agent, io, sim_context(AgentRole::Speculator, 4, 1));
+  ASSERT_TRUE(first.reply && first.reply->ok());
+  EXPECT_EQ(first.reply->usage.cached_tokens, 0u);  // nothing seen before
+  Outcome second = ask(agent, io, sim_context(AgentRole::Speculator, 5, 1));
+  ASSERT_TRUE(second.reply && second.reply->ok());
+  const AgentUsage& u = second.reply->usage;
+  EXPECT_GT(u.cached_tokens, 300u);
+  EXPECT_LT(u.cached_tokens, u.prompt_tokens);
+  EXPECT_DOUBLE_EQ(u.cost_usd, (u.prompt_tokens - u.cached_tokens) * 1.0 / 1e6 +
+                                   u.cached_tokens * 0.25 / 1e6 + u.completion_tokens * 4.0 / 1e6);
+  EXPECT_EQ(agent.totals().cached_tokens, u.cached_tokens);
+  // Unset, cached input costs what other input costs.
+  AgentConfig plain = config;
+  plain.price_cached_in_per_mtok.reset();
+  EXPECT_DOUBLE_EQ(plain.cached_in_price(), 1.0);
+}

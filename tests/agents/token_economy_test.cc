@@ -9,9 +9,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "agents/policy.h"
+#include "agents/prompts.h"
 #include "sim_driver.h"
 #include "sim_llm.h"
 
@@ -117,6 +120,58 @@ TEST_P(TokenEconomy, SpeculationCostsAtMostHalfAgainTheActorAlone) {
       median(spec_reach), median(always_reach), median(actor_reach));
   EXPECT_LE(median(token_ratio), 1.5) << w.name;
   EXPECT_LE(median(spec_reach), median(always_reach)) << w.name;
+}
+
+// The prompt's stable prefix: per role, the system message (role, goal, knob
+// catalogue, answer format) is byte-identical across every call of a session
+// and the user message opens with the role's fixed instructions, so a
+// provider's prompt cache serves them; everything that changes comes after.
+TEST(TokenEconomyPrompts, StablePrefixIsByteIdenticalAcrossCalls) {
+  const sim::SimWorkload w = sim::SimWorkload::periodic_vs_hogs();
+  EngineOptions o;
+  o.online_cpus = 2;
+  SimDriver d(o, w, 3, sim::full_catalogue(w));
+  SimLlm llm;
+  d.speculator = [](const AgentContext& ctx) { return BuiltinSpeculatorPolicy{}.propose(ctx); };
+  d.actor = [](const AgentContext& ctx) { return BuiltinActorPolicy{}.propose(ctx); };
+  d.usage_model = [&](const AgentContext& ctx, const AgentReply& r) { return llm.bill(ctx, r); };
+  d.speculator_latency_windows = kSpeculatorLatency;
+  d.actor_latency_windows = kActorLatency;
+  d.run(120);
+  const PromptTemplates t = PromptTemplates::defaults();
+  for (AgentRole role : {AgentRole::Speculator, AgentRole::Actor}) {
+    const std::string& tpl = role == AgentRole::Actor ? t.actor : t.speculator;
+    const std::string fixed = tpl.substr(0, tpl.find("{{"));
+    ASSERT_GT(fixed.size(), 200u) << "the role's instructions must come before its data";
+    std::optional<std::string> system;
+    std::set<int> top_ks;
+    size_t n = 0;
+    for (const auto& c : d.calls) {
+      if (c.role != role) continue;
+      ChatPrompt p = build_prompt(c.context, t, {"{\"candidates\":[]}"});
+      if (!system) system = p.system;
+      EXPECT_EQ(p.system, *system) << to_string(role) << " call at window " << c.window;
+      EXPECT_EQ(p.user.compare(0, fixed.size(), fixed), 0) << to_string(role);
+      top_ks.insert(c.context.top_k);
+      ++n;
+    }
+    EXPECT_GE(n, 3u) << to_string(role);
+    // Adaptive top-k changes the number of branches asked, not the prefix.
+    if (role == AgentRole::Speculator) EXPECT_GE(top_ks.size(), 2u);
+  }
+}
+
+// The test server's prompt cache follows OpenAI's published rules: nothing
+// below 1024 tokens, then the shared prefix in steps of 128 tokens.
+TEST(TokenEconomyPrompts, PromptCacheCountsLikeOpenAI) {
+  specact::testing::PromptCache cache;
+  const std::string a(8000, 'a');                     // 2000 tokens
+  EXPECT_EQ(cache.lookup_and_store(a + "x"), 0u);     // first sight
+  EXPECT_EQ(cache.lookup_and_store(a + "y"), 1920u);  // 2000 shared tokens, in 128s
+  EXPECT_EQ(cache.lookup_and_store(std::string(4000, 'a') + "z"), 0u);  // 1000 < 1024
+  specact::testing::PromptCache every({0, 1, 4});
+  EXPECT_EQ(every.lookup_and_store("abcdefgh1"), 0u);
+  EXPECT_EQ(every.lookup_and_store("abcdefgh2"), 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(SimWorkloads, TokenEconomy,

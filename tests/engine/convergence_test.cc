@@ -137,3 +137,53 @@ TEST(Convergence, BacksOffWhenConvergedAndReengagesAfterWorkloadChange) {
 
 }  // namespace
 }  // namespace specact::engine::testing
+
+namespace specact::engine::testing {
+namespace {
+
+// Converged: not one speculator call until the workload changes; the actor's
+// confirmations back off (each wait, counted from its answer, at least as
+// long as the one before, up to max_backoff); an injected workload change
+// re-engages within 3 windows and the speculator is asked again.
+TEST(Convergence, ConvergedMeansNoSpeculatorCallsUntilTheWorkloadChanges) {
+  EngineOptions o;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs(), 5);
+  use_builtin(d);
+  uint64_t converged_at = 0;
+  for (int i = 0; i < 150 && !converged_at; ++i) {
+    d.step();
+    if (d.engine().converged()) converged_at = d.in_force.size();
+  }
+  ASSERT_GT(converged_at, 0u) << "never converged";
+  d.run(200);
+  ASSERT_TRUE(d.engine().converged());
+  std::vector<uint64_t> actor_calls;
+  for (const auto& c : d.calls) {
+    if (c.window <= converged_at) continue;
+    EXPECT_NE(c.role, AgentRole::Speculator) << "speculator asked at window " << c.window;
+    if (c.role == AgentRole::Actor) actor_calls.push_back(c.window);
+  }
+  // 200 converged windows: at full cadence the actor (~10 windows) would be
+  // asked ~18 times.
+  std::printf("converged at window %llu; actor confirmations at", (unsigned long long)converged_at);
+  for (uint64_t w : actor_calls) std::printf(" %llu", (unsigned long long)w);
+  std::printf("\n");
+  EXPECT_LE(actor_calls.size(), 6u);
+  for (size_t i = 2; i < actor_calls.size(); ++i)
+    EXPECT_GE(actor_calls[i] - actor_calls[i - 1], actor_calls[i - 1] - actor_calls[i - 2]);
+
+  d.kernel().set_workload(sim::SimWorkload::sysbench_like());
+  const uint64_t changed_at = d.in_force.size();
+  const size_t calls_before = d.calls.size();
+  for (int i = 0; i < 3 && d.count("re_engaged") == 0; ++i) d.step();
+  EXPECT_EQ(d.count("re_engaged"), 1u) << "not re-engaged within 3 windows of the change";
+  EXPECT_FALSE(d.engine().converged());
+  d.run(15);
+  size_t spec_after = 0;
+  for (size_t i = calls_before; i < d.calls.size(); ++i)
+    if (d.calls[i].role == AgentRole::Speculator && d.calls[i].window > changed_at) ++spec_after;
+  EXPECT_GT(spec_after, 0u) << "speculator not asked again after the change";
+}
+
+}  // namespace
+}  // namespace specact::engine::testing

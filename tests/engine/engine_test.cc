@@ -2,6 +2,8 @@
 // agents whose answers the tests control exactly.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "sim_driver.h"
 
 namespace specact::engine::testing {
@@ -342,6 +344,144 @@ TEST(Engine, BudgetsAreHardLimits) {
   d.command(d.engine().set_budgets(0, 0));
   d.run(5);
   EXPECT_GT(d.calls_of(AgentRole::Speculator), 3u);
+}
+
+// Hourly and USD budgets: a role whose next call would break one is held;
+// an hourly limit lifts once the last hour's spend has fallen (clock time),
+// a session limit does not. Status reports the spend and what is left.
+TEST(Engine, HourlyAndUsdBudgetsHoldCalls) {
+  EngineOptions o = base_options();
+  o.mode = Mode::SpeculatorOnly;               // the speculator alone: no actor gating
+  o.speculator_budget.tokens_per_hour = 2000;  // 600 tokens per call: 3 calls an hour
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int n = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, (n++ % 2) ? 500 : 400)});
+  };
+  d.run(30);
+  EXPECT_EQ(d.calls_of(AgentRole::Speculator), 3u);
+  EXPECT_EQ(d.count("budget_exhausted"), 1u);                        // said once, not every window
+  EXPECT_FALSE(d.engine().budget_exhausted(AgentRole::Speculator));  // only held
+  SpendReport sp = d.engine().spend(AgentRole::Speculator);
+  EXPECT_EQ(sp.tokens, 1800u);
+  EXPECT_EQ(sp.tokens_last_hour, 1800u);
+  EXPECT_EQ(sp.limited_by, "tokens_per_hour");
+  nlohmann::json j = sp.to_json();
+  EXPECT_EQ(j["left"]["tokens_this_hour"], 200);
+  EXPECT_TRUE(j["left"]["tokens"].is_null());  // no session limit
+  // An hour after the first call, its tokens leave the window: calls resume.
+  d.run(3600);
+  EXPECT_GT(d.calls_of(AgentRole::Speculator), 3u);
+  EXPECT_LE(d.engine().spend(AgentRole::Speculator).tokens_last_hour, 2000u);
+
+  // A session USD budget is final: $0.01 a call, $0.025 allows two.
+  EngineOptions u = base_options();
+  u.actor_budget.usd = 0.025;
+  SimDriver e(u, sim::SimWorkload::periodic_vs_hogs());
+  e.speculator = propose_slice(400);
+  e.actor = [](const AgentContext& ctx) { return reply_with({ctx.current}); };
+  e.actor_latency_windows = 2.2;
+  e.usage_model = [](const AgentContext&, const AgentReply&) {
+    AgentUsage x;
+    x.prompt_tokens = 100;
+    x.cost_usd = 0.01;
+    return x;
+  };
+  e.run(40);
+  EXPECT_EQ(e.calls_of(AgentRole::Actor), 2u);
+  EXPECT_TRUE(e.engine().budget_exhausted(AgentRole::Actor));
+  EXPECT_EQ(e.engine().spend(AgentRole::Actor).limited_by, "usd");
+  EXPECT_NEAR(e.engine().spend(AgentRole::Actor).to_json()["left"]["usd"].get<double>(), 0.005,
+              1e-9);
+}
+
+// Selective launching: the speculator is asked only while the actor thinks
+// (a guess needs a pending decision), and not when its guess would cost more
+// than the windows it saves are worth.
+TEST(Engine, SpeculatorIsAskedOnlyWhileTheActorThinks) {
+  EngineOptions o = base_options();
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(450);
+  d.actor = [](const AgentContext& ctx) { return reply_with({ctx.current}); };
+  d.actor_latency_windows = 3.2;
+  d.run(40);
+  ASSERT_GT(d.calls_of(AgentRole::Speculator), 0u);
+  for (const auto& c : d.calls)
+    if (c.role == AgentRole::Speculator)
+      EXPECT_TRUE(c.context.actor_view > 0 || c.context.measurements_only)
+          << "speculator asked at window " << c.window << " with no actor call pending";
+  // Always-on speculation (the old cadence) asks it whenever it is free.
+  o.selective_launch = false;
+  SimDriver a(o, sim::SimWorkload::periodic_vs_hogs());
+  a.speculator = propose_slice(450);
+  a.actor = [](const AgentContext& ctx) { return reply_with({ctx.current}); };
+  a.actor_latency_windows = 3.2;
+  a.run(40);
+  EXPECT_GE(a.calls_of(AgentRole::Speculator), d.calls_of(AgentRole::Speculator));
+}
+
+TEST(Engine, SpeculationThatCostsMoreThanItSavesIsNotLaunched) {
+  auto run = [](double window_price) {
+    EngineOptions o = base_options();
+    o.window_price_usd = window_price;
+    auto d = std::make_unique<SimDriver>(o, sim::SimWorkload::periodic_vs_hogs());
+    d->speculator = propose_slice(450);
+    d->actor = never_answers_usefully();
+    d->actor_latency_windows = 12;
+    d->usage_model = [](const AgentContext& ctx, const AgentReply&) {
+      AgentUsage x;
+      x.prompt_tokens = 1000;
+      x.cost_usd = ctx.role == AgentRole::Speculator ? 0.01 : 0.001;
+      return x;
+    };
+    d->run(60);
+    return d;
+  };
+  // The actor's own price of a window: $0.001 / 12 windows. A guess saving
+  // ~10 windows at P(hit) 0.5 is worth ~$0.0004, a call costs $0.01: after
+  // the first call (its cost unknown until billed) no more.
+  auto cheap = run(-1);
+  EXPECT_EQ(cheap->calls_of(AgentRole::Speculator), 1u);
+  bool said = false;
+  for (const auto& e : cheap->events)
+    if (e.type == "agent_waiting" && e.fields.value("role", "") == "speculator" &&
+        e.fields.value("reason", "").find("below the cost of a call") != std::string::npos)
+      said = true;
+  EXPECT_TRUE(said);
+  // A window worth $0.01 (configured): a guess saving windows pays.
+  auto dear = run(0.01);
+  EXPECT_GT(dear->calls_of(AgentRole::Speculator), 3u);
+}
+
+// Adaptive top-k: all of top_k while nothing is known; fewer branches once
+// the speculator is mostly right and its trials stop finding better configs.
+TEST(Engine, BranchesFollowTheHitRateAndTheTrialsYield) {
+  EngineOptions o = base_options();
+  o.speculator_top_k = 3;
+  o.window_price_usd = 1;  // calls always pay: this test is about branches
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  EXPECT_EQ(d.engine().speculator_branches(), 3);
+  // Guess 450 (the actor's choice: hits), trials that never beat it.
+  d.speculator = [](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, 450), with_slice(ctx.current, 3000),
+                       with_slice(ctx.current, 100)});
+  };
+  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 450)}); };
+  d.actor_latency_windows = 4.2;
+  d.run(80);
+  EXPECT_GE(d.engine().hits(), 2u);
+  EXPECT_EQ(d.engine().misses(), 0u);
+  EXPECT_GT(d.engine().hit_probability(), 0.7);
+  EXPECT_LT(d.engine().trial_probability(), 0.3);
+  EXPECT_LT(d.engine().speculator_branches(), 3);
+  int first = 0, last = 0;
+  for (const auto& c : d.calls)
+    if (c.role == AgentRole::Speculator) {
+      if (!first) first = c.context.top_k;
+      last = c.context.top_k;
+    }
+  EXPECT_EQ(first, 3);
+  EXPECT_LT(last, 3);
 }
 
 TEST(Engine, RecommendWritesNothing) {

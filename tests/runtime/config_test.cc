@@ -40,8 +40,10 @@ TEST(RunConfig, FullConfigParses) {
     "speculator": {"backend": "builtin", "delay_ms": 1000, "top_k": 3},
     "actor": {"backend": "builtin", "delay_ms": 10000},
     "safety": {"margin": 0.2, "windows": 3, "throughput_floor": 0.8},
-    "budgets": {"speculator_tokens": 100000, "actor_tokens": 50000},
-    "engine": {"converge_after": 3, "max_backoff": 8, "seed": 42},
+    "budgets": {"speculator_tokens": 100000, "actor_tokens": 50000, "actor_usd": 2.5,
+                "speculator_tokens_per_hour": 40000, "actor_usd_per_hour": 0.5},
+    "engine": {"converge_after": 3, "max_backoff": 8, "seed": 42, "window_price_usd": 0.001,
+               "selective_launch": false},
     "state_dir": "/tmp/specact-config-test",
     "dbus": {"enabled": false},
     "log_level": "debug"
@@ -64,6 +66,12 @@ TEST(RunConfig, FullConfigParses) {
   EXPECT_DOUBLE_EQ(c.engine.evidence.throughput_floor, 0.8);
   EXPECT_EQ(c.engine.speculator_token_budget, 100000u);
   EXPECT_EQ(c.engine.actor_token_budget, 50000u);
+  EXPECT_DOUBLE_EQ(c.engine.actor_budget.usd, 2.5);
+  EXPECT_EQ(c.engine.speculator_budget.tokens_per_hour, 40000u);
+  EXPECT_DOUBLE_EQ(c.engine.actor_budget.usd_per_hour, 0.5);
+  EXPECT_EQ(c.engine.speculator_budget.usd_per_hour, 0.0);
+  EXPECT_DOUBLE_EQ(c.engine.window_price_usd, 0.001);
+  EXPECT_FALSE(c.engine.selective_launch);
   EXPECT_EQ(c.engine.converge_after, 3);
   EXPECT_EQ(c.engine.seed, 42u);
   EXPECT_EQ(c.state_dir, "/tmp/specact-config-test");
@@ -148,6 +156,9 @@ TEST(RunConfig, BadInputNamesTheKeyPath) {
       {R"({"safety": {"windows": true}})", "safety.windows: expected an integer, got boolean"},
       {R"({"safety": {"throughput_floor": 2}})", "safety.throughput_floor"},
       {R"({"budgets": {"speculator": 5}})", "budgets.speculator: unknown key"},
+      {R"({"budgets": {"actor_usd": -1}})", "budgets.actor_usd: -1 is outside"},
+      {R"({"budgets": {"speculator_tokens_per_hour": 1.5}})", "budgets.speculator_tokens_per_hour"},
+      {R"({"engine": {"selective_launch": 1}})", "engine.selective_launch"},
       {R"({"budgets": {"actor_tokens": -5}})", "budgets.actor_tokens: -5 is outside"},
       {R"({"engine": {"backoff": 2}})", "engine.backoff: unknown key"},
       {R"({"dbus": {"enabled": "yes"}})", "dbus.enabled: expected true or false"},

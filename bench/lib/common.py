@@ -10,6 +10,9 @@ import subprocess
 
 # Paper's prices (USD per million tokens): actor gemini-2.5-flash, speculator flash-lite.
 DEFAULT_PRICES = {"actor": (0.30, 2.50), "speculator": (0.10, 0.40)}
+# Cached prompt tokens at a quarter of the input price (Google's published
+# ratio for these models' context caching).
+CACHED_INPUT_SHARE = 0.25
 
 # At a fixed setting the kernel flips single windows of the mixed workload
 # between ~0.34 and ~1.4 ms (a few % of requests wait out a hog's slice), so a
@@ -87,6 +90,7 @@ def agent_config(role, args, port, top_k):
     return {"backend": "openai", "base_url": url, "model": model, "api_key_env": "SPECACT_BENCH_API_KEY",
             "timeout_ms": 60000, **extra,
             "price_in_per_mtok": args.price_in.get(role, price_in),
+            "price_cached_in_per_mtok": CACHED_INPUT_SHARE * args.price_in.get(role, price_in),
             "price_out_per_mtok": args.price_out.get(role, price_out)}
 
 
@@ -105,8 +109,8 @@ def parse_history(path, wall):
     t_start = None
     config = {}
     series = []
-    usage = {"speculator": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "calls": 0},
-             "actor": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "calls": 0}}
+    usage = {"speculator": {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "calls": 0},
+             "actor": {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "calls": 0}}
     hits = misses = 0
     applies = []
     for e in events:
@@ -127,6 +131,7 @@ def parse_history(path, wall):
             if role in usage:
                 u = e.get("usage") or e
                 usage[role]["prompt_tokens"] += int(u.get("prompt_tokens", 0))
+                usage[role]["cached_tokens"] += int(u.get("cached_tokens", 0))
                 usage[role]["completion_tokens"] += int(u.get("completion_tokens", 0))
                 usage[role]["cost_usd"] += float(u.get("cost_usd", 0.0))
                 usage[role]["calls"] += 1

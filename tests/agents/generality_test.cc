@@ -13,18 +13,13 @@
 #include <string>
 #include <vector>
 
-#include "agents/policy.h"
-#include "sim_driver.h"
+#include "sim_suite.h"
 
 namespace specact::agents_test {
 using namespace specact::engine;
 using namespace specact::engine::testing;
 namespace {
 
-// The paper's timing: a 1 s speculator and a 10-15 s actor, 1 s windows.
-constexpr double kActorLatency = 12;
-constexpr double kSpeculatorLatency = 0.5;
-constexpr int kWindows = 200;
 constexpr int kSeeds = 10;
 
 struct RunResult {
@@ -35,24 +30,9 @@ struct RunResult {
   double final_oncpu = 0;
 };
 
-std::vector<KnobInfo> searched_knobs(const sim::SimWorkload& w) {
-  std::vector<KnobInfo> out;
-  for (auto& k : sim::full_catalogue(w))
-    if (k.effect != KnobEffect::Conditional) out.push_back(k);
-  return out;
-}
-
 RunResult run_once(const sim::SimWorkload& w, Mode mode, uint64_t seed, double grid_p95) {
-  EngineOptions o;
-  o.mode = mode;
-  o.seed = seed;
-  o.online_cpus = 2;
-  if (w.command_metric) o.metric = Metric::CommandP95;
-  SimDriver d(o, w, seed, sim::full_catalogue(w));
-  d.speculator = [](const AgentContext& ctx) { return BuiltinSpeculatorPolicy{}.propose(ctx); };
-  d.actor = [](const AgentContext& ctx) { return BuiltinActorPolicy{}.propose(ctx); };
-  d.speculator_latency_windows = kSpeculatorLatency;
-  d.actor_latency_windows = kActorLatency;
+  auto driver = builtin_driver(w, sim_options(w, mode, seed), seed);
+  SimDriver& d = *driver;
   d.run(kWindows);
   if (const char* t = std::getenv("SPECACT_SIM_TRACE");
       t && std::string(t) == w.name + "/" + std::to_string(seed) + "/" + to_string(mode)) {
@@ -141,15 +121,8 @@ TEST(Generality, NoFalseDriftInLongConvergedRuns) {
   size_t converged_windows = 0;
   for (const auto& w : sim::SimWorkload::all()) {
     for (uint64_t seed = 1; seed <= 5; ++seed) {
-      EngineOptions o;
-      o.seed = seed;
-      o.online_cpus = 2;
-      if (w.command_metric) o.metric = Metric::CommandP95;
-      SimDriver d(o, w, seed, sim::full_catalogue(w));
-      d.speculator = [](const AgentContext& c) { return BuiltinSpeculatorPolicy{}.propose(c); };
-      d.actor = [](const AgentContext& c) { return BuiltinActorPolicy{}.propose(c); };
-      d.speculator_latency_windows = kSpeculatorLatency;
-      d.actor_latency_windows = kActorLatency;
+      auto driver = builtin_driver(w, sim_options(w, Mode::Speculative, seed), seed);
+      SimDriver& d = *driver;
       for (int i = 0; i < 1000; ++i) {
         d.step();
         if (d.engine().converged()) ++converged_windows;

@@ -438,10 +438,17 @@ TEST(Engine, SpeculationThatCostsMoreThanItSavesIsNotLaunched) {
     return d;
   };
   // The actor's own price of a window: $0.001 / 12 windows. A guess saving
-  // ~10 windows at P(hit) 0.5 is worth ~$0.0004, a call costs $0.01: after
-  // the first call (its cost unknown until billed) no more.
+  // ~10 windows at P(hit) 0.5 is worth ~$0.0004, a call costs $0.01: once
+  // the actor has been billed (its first answer, window 12) no more calls.
+  auto after_first_answer = [](const SimDriver& d) {
+    size_t n = 0;
+    for (const auto& c : d.calls)
+      if (c.role == AgentRole::Speculator && c.window > 13) ++n;
+    return n;
+  };
   auto cheap = run(-1);
-  EXPECT_EQ(cheap->calls_of(AgentRole::Speculator), 1u);
+  EXPECT_GE(cheap->calls_of(AgentRole::Speculator), 1u);
+  EXPECT_EQ(after_first_answer(*cheap), 0u);
   bool said = false;
   for (const auto& e : cheap->events)
     if (e.type == "agent_waiting" && e.fields.value("role", "") == "speculator" &&
@@ -450,7 +457,7 @@ TEST(Engine, SpeculationThatCostsMoreThanItSavesIsNotLaunched) {
   EXPECT_TRUE(said);
   // A window worth $0.01 (configured): a guess saving windows pays.
   auto dear = run(0.01);
-  EXPECT_GT(dear->calls_of(AgentRole::Speculator), 3u);
+  EXPECT_GT(after_first_answer(*dear), 0u);
 }
 
 // Adaptive top-k: all of top_k while nothing is known; fewer branches once
@@ -461,18 +468,24 @@ TEST(Engine, BranchesFollowTheHitRateAndTheTrialsYield) {
   o.window_price_usd = 1;  // calls always pay: this test is about branches
   SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
   EXPECT_EQ(d.engine().speculator_branches(), 3);
-  // Guess 450 (the actor's choice: hits), trials that never beat it.
-  d.speculator = [](const AgentContext& ctx) {
-    return reply_with({with_slice(ctx.current, 450), with_slice(ctx.current, 3000),
+  // The actor alternates between 450 and 500 (it never converges); the
+  // speculator guesses each move (hits) and adds trials that never beat it.
+  auto next = [](const AgentContext& ctx) -> int64_t {
+    return ctx.confirmed.at(sim::kSlice) == 450 ? 500 : 450;
+  };
+  d.speculator = [&](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, next(ctx)), with_slice(ctx.current, 3000),
                        with_slice(ctx.current, 100)});
   };
-  d.actor = [](const AgentContext& ctx) { return reply_with({with_slice(ctx.current, 450)}); };
-  d.actor_latency_windows = 4.2;
-  d.run(80);
+  d.actor = [&](const AgentContext& ctx) {
+    return reply_with({with_slice(ctx.current, next(ctx))});
+  };
+  d.actor_latency_windows = 6.2;
+  d.run(120);
   EXPECT_GE(d.engine().hits(), 2u);
   EXPECT_EQ(d.engine().misses(), 0u);
   EXPECT_GT(d.engine().hit_probability(), 0.7);
-  EXPECT_LT(d.engine().trial_probability(), 0.3);
+  EXPECT_LT(d.engine().trial_probability(), 0.5);  // below the prior
   EXPECT_LT(d.engine().speculator_branches(), 3);
   int first = 0, last = 0;
   for (const auto& c : d.calls)

@@ -1,0 +1,47 @@
+// The setting the sim suites share: the builtin agents at the paper's timing
+// (a 1 s speculator and a 10-15 s actor, 1 s windows) driving the real engine
+// on a simulated workload with the knob set a default config has.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "agents/policy.h"
+#include "sim_driver.h"
+
+namespace specact::agents_test {
+
+inline constexpr double kActorLatency = 12;
+inline constexpr double kSpeculatorLatency = 0.5;
+inline constexpr int kWindows = 200;
+
+// The knobs a grid search sweeps (conditional ones cannot matter alone).
+inline std::vector<KnobInfo> searched_knobs(const sim::SimWorkload& w) {
+  std::vector<KnobInfo> out;
+  for (auto& k : sim::full_catalogue(w))
+    if (k.effect != KnobEffect::Conditional) out.push_back(k);
+  return out;
+}
+
+inline engine::EngineOptions sim_options(const sim::SimWorkload& w, engine::Mode mode,
+                                         uint64_t seed) {
+  engine::EngineOptions o;
+  o.mode = mode;
+  o.seed = seed;
+  o.online_cpus = 2;
+  if (w.command_metric) o.metric = Metric::CommandP95;
+  return o;
+}
+
+inline std::unique_ptr<engine::testing::SimDriver> builtin_driver(const sim::SimWorkload& w,
+                                                                  const engine::EngineOptions& o,
+                                                                  uint64_t seed) {
+  auto d = std::make_unique<engine::testing::SimDriver>(o, w, seed, sim::full_catalogue(w));
+  d->speculator = [](const AgentContext& c) { return BuiltinSpeculatorPolicy{}.propose(c); };
+  d->actor = [](const AgentContext& c) { return BuiltinActorPolicy{}.propose(c); };
+  d->speculator_latency_windows = kSpeculatorLatency;
+  d->actor_latency_windows = kActorLatency;
+  return d;
+}
+
+}  // namespace specact::agents_test

@@ -85,12 +85,12 @@ struct Candidate {
 
 struct AgentUsage {
   uint64_t prompt_tokens = 0;
-  // Of prompt_tokens, those the server served from its prompt cache
-  // (usage.prompt_tokens_details.cached_tokens; 0 where not reported).
-  uint64_t cached_tokens = 0;
   uint64_t completion_tokens = 0;
   double latency_ms = 0;
   double cost_usd = 0;
+  // Of prompt_tokens, those the server served from its prompt cache
+  // (usage.prompt_tokens_details.cached_tokens; 0 where not reported).
+  uint64_t cached_tokens = 0;
 };
 
 struct AgentReply {

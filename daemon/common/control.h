@@ -29,11 +29,11 @@ class ControlError : public std::runtime_error {
 struct RoleUsage {
   uint64_t calls = 0;
   uint64_t prompt_tokens = 0;
-  uint64_t cached_tokens = 0;  // of prompt_tokens, served from the provider's prompt cache
   uint64_t completion_tokens = 0;
   uint64_t errors = 0;
   uint64_t rejected = 0;
   double cost_usd = 0;
+  uint64_t cached_tokens = 0;  // of prompt_tokens, served from the provider's prompt cache
 };
 // {"calls","prompt_tokens","cached_tokens","completion_tokens","errors","rejected","cost_usd"}:
 // GetStatus's usage.<role> and the history's status event.

@@ -57,8 +57,25 @@ class FakeSurface : public ControlSurface {
     snap_.baseline_p95_us = 4970;
     snap_.hit_rate = 0.75;
     snap_.windows = 12;
-    snap_.speculator = {40, 52000, 4000, 1, 2, 0.0125};
-    snap_.actor = {4, 30000, 2500, 0, 0, 0.25};
+    snap_.speculator = {40, 52000, 4000, 1, 2, 0.0125, 41000};
+    snap_.actor = {4, 30000, 2500, 0, 0, 0.25, 0};
+    // The engine's spend shape for a speculator with an hourly token budget.
+    snap_.spend = {{"speculator",
+                    {{"tokens", 56000},
+                     {"usd", 0.0125},
+                     {"tokens_last_hour", 20000},
+                     {"usd_last_hour", 0.004},
+                     {"budget",
+                      {{"tokens", nullptr},
+                       {"usd", nullptr},
+                       {"tokens_per_hour", 50000},
+                       {"usd_per_hour", nullptr}}},
+                     {"left",
+                      {{"tokens", nullptr},
+                       {"usd", nullptr},
+                       {"tokens_this_hour", 30000},
+                       {"usd_this_hour", nullptr}}},
+                     {"limited_by", nullptr}}}};
     snap_.uptime_s = 3723.5;
     snap_.settings = {
         {"file", "/var/lib/specactd/settings.json"},

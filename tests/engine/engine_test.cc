@@ -406,10 +406,12 @@ TEST(Engine, SpeculatorIsAskedOnlyWhileTheActorThinks) {
   d.actor_latency_windows = 3.2;
   d.run(40);
   ASSERT_GT(d.calls_of(AgentRole::Speculator), 0u);
-  for (const auto& c : d.calls)
-    if (c.role == AgentRole::Speculator)
+  for (const auto& c : d.calls) {
+    if (c.role == AgentRole::Speculator) {
       EXPECT_TRUE(c.context.actor_view > 0 || c.context.measurements_only)
           << "speculator asked at window " << c.window << " with no actor call pending";
+    }
+  }
   // Always-on speculation (the old cadence) asks it whenever it is free.
   o.selective_launch = false;
   SimDriver a(o, sim::SimWorkload::periodic_vs_hogs());

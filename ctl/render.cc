@@ -179,13 +179,15 @@ std::string render_status(const json& s, const json& knobs) {
   for (const char* role : {"speculator", "actor"}) {
     json u = s.contains("usage") && s["usage"].contains(role) ? s["usage"][role] : json::object();
     agent_rows.push_back({role, fmt("%.0f", num(u, "calls")), fmt("%.0f", num(u, "prompt_tokens")),
+                          fmt("%.0f", num(u, "cached_tokens")),
                           fmt("%.0f", num(u, "completion_tokens")),
                           fmt("$%.4f", num(u, "cost_usd")), fmt("%.0f", num(u, "errors")),
                           fmt("%.0f", num(u, "rejected"))});
   }
   o << "\n"
-    << render_table({"AGENT", "CALLS", "PROMPT_TOK", "COMPL_TOK", "COST", "ERRORS", "REJECTED"},
-                    agent_rows, {false, true, true, true, true, true, true});
+    << render_table({"AGENT", "CALLS", "PROMPT_TOK", "CACHED_TOK", "COMPL_TOK", "COST", "ERRORS",
+                     "REJECTED"},
+                    agent_rows, {false, true, true, true, true, true, true, true});
   // Spend against the budgets: the session, the last hour (the rate) and
   // what is left of each limit ("-": no limit).
   if (s.contains("spend") && s["spend"].is_object()) {

@@ -206,6 +206,12 @@ std::string render_exposition(const MetricsSnapshot& s) {
     w.sample(agent(r).prompt_tokens, {{"role", r}, {"type", "prompt"}});
     w.sample(agent(r).completion_tokens, {{"role", r}, {"type", "completion"}});
   }
+  // A subset of the prompt tokens above, so a family of its own: summing the
+  // type label of specact_agent_tokens_total must not count them twice.
+  w.family("specact_agent_cached_prompt_tokens_total", "counter",
+           "Prompt tokens the provider served from its prompt cache (reported "
+           "usage.prompt_tokens_details.cached_tokens), by role.");
+  for (const auto& r : kRoles) w.sample(agent(r).cached_tokens, {{"role", r}});
   w.family("specact_agent_cost_usd_total", "counter",
            "Cost of agent replies in US dollars (from the configured prices), by role.");
   for (const auto& r : kRoles) w.sample(agent(r).cost_usd, {{"role", r}});

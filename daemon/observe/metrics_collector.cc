@@ -126,6 +126,7 @@ void MetricsCollector::on_event(const json& e) {
     auto u = e.find("usage");
     if (u != e.end() && u->is_object()) {
       a.prompt_tokens += count_of(*u, "prompt_tokens");
+      a.cached_tokens += count_of(*u, "cached_tokens");
       a.completion_tokens += count_of(*u, "completion_tokens");
       const double cost = number_of(*u, "cost_usd");
       if (cost > 0 && std::isfinite(cost)) a.cost_usd += cost;

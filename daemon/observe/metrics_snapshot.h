@@ -34,6 +34,7 @@ struct AgentCounters {
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
   double cost_usd = 0;
+  uint64_t cached_tokens = 0;  // of prompt_tokens, served from the provider's prompt cache
 };
 
 struct MetricsSnapshot {

@@ -37,7 +37,7 @@ MetricsSnapshot example() {
   s.speculation_hits = 2;
   s.speculation_misses = 1;
   s.agents["speculator"] = {10, 1, 2, 1000, 200, 0.25};
-  s.agents["actor"] = {2, 0, 0, 5000, 900, 1.5};
+  s.agents["actor"] = {2, 0, 0, 5000, 900, 1.5, 4096};
   s.apply_errors = 1;
   s.service_latency = {{{0.001, 5}, {0.002, 9}}, 10, 0.0123};
   s.runq_latency = {{{0.001, 0}, {0.002, 0}}, 0, 0};
@@ -81,6 +81,7 @@ TEST(Exposition, EveryFamilyHasHelpAndTypeAndTheSamplesTheSnapshotHolds) {
            "specact_agent_calls_total{role=\"speculator\"} 10\n",
            "specact_agent_tokens_total{role=\"actor\",type=\"prompt\"} 5000\n",
            "specact_agent_tokens_total{role=\"actor\",type=\"completion\"} 900\n",
+           "specact_agent_cached_prompt_tokens_total{role=\"actor\"} 4096\n",
            "specact_agent_cost_usd_total{role=\"actor\"} 1.5\n",
            "specact_agent_errors_total{role=\"speculator\"} 1\n",
            "specact_apply_errors_total 1\n",

@@ -22,6 +22,16 @@ using std::chrono::milliseconds;
 
 namespace {
 
+// An openai-backend config for the test server at base_url.
+AgentConfig test_server_config(const std::string& base_url) {
+  AgentConfig config;
+  config.backend = AgentConfig::Backend::OpenAI;
+  config.base_url = base_url;
+  config.model = "specact-test";
+  config.timeout_ms = 2000;
+  return config;
+}
+
 class OpenAIClient : public ::testing::Test {
  protected:
   boost::asio::io_context io;
@@ -29,10 +39,7 @@ class OpenAIClient : public ::testing::Test {
   AgentConfig config;
 
   void SetUp() override {
-    config.backend = AgentConfig::Backend::OpenAI;
-    config.base_url = server.base_url();
-    config.model = "specact-test";
-    config.timeout_ms = 2000;
+    config = test_server_config(server.base_url());
     config.connect_timeout_ms = 500;
     config.max_retries = 2;
     config.price_in_per_mtok = 0.10;
@@ -376,11 +383,7 @@ TEST(OpenAIClientCache, CachedPromptTokensArePricedSeparately) {
   opts.prompt_cache.min_tokens = 0;  // count every shared prefix (a local server's cache)
   opts.prompt_cache.block_tokens = 1;
   TestLlmServer server(opts);
-  AgentConfig config;
-  config.backend = AgentConfig::Backend::OpenAI;
-  config.base_url = server.base_url();
-  config.model = "specact-test";
-  config.timeout_ms = 2000;
+  AgentConfig config = test_server_config(server.base_url());
   config.price_in_per_mtok = 1.0;
   config.price_cached_in_per_mtok = 0.25;
   config.price_out_per_mtok = 4.0;

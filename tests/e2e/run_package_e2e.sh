@@ -11,6 +11,9 @@
 #     specact may change settings, a member of a group admitted by the bus
 #     policy only is refused until a polkit rule delegates to it, and a
 #     caller in neither is refused by the bus policy,
+#   - `systemctl restart specactd` keeps the target set with specactctl and
+#     its pins, and the config learned for it (learned.json) is in force again
+#     within 2 windows (warm start),
 #   - after tuning (pinned nice and policy on a workload, the agents moving
 #     the slice), `apt remove` leaves every kernel setting restored (global
 #     sysctls as found) and keeps the state and
@@ -229,6 +232,71 @@ done
 [[ $rc == 0 ]] || fail "bob was still refused after a polkit rule delegated to ops: $out"
 as carol specactctl status >/dev/null || fail "carol cannot read the status"
 step "polkit: specact member allowed; ops refused by polkit, then allowed by a delegating rule; others refused by the bus policy; reading open"
+
+step "restart: the target is kept and tuning starts from the remembered config"
+# What the engine confirmed for the unit is in learned.json (warm start).
+# Wait until it holds a config that moved a knob (the agents move the slice;
+# the pins are the user's and are not learned).
+learned_config() {
+  in_ct cat /var/lib/specactd/learned.json 2>/dev/null | python3 -c 'import json, sys
+try:
+    doc = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for e in doc.get("entries", []):
+    if e["key"] == {"unit": "specact-demo.service"} and e["config"]:
+        print(json.dumps(e["config"], sort_keys=True))
+        sys.exit(0)
+sys.exit(1)'
+}
+remembered=""
+for _ in $(seq 1 180); do remembered=$(learned_config) && break; sleep 1; done
+[[ -n $remembered ]] || {
+  in_ct journalctl -u specactd --no-pager -o cat -n 30 | cut -c1-200
+  fail "no config that moves a knob was learned for specact-demo.service in 180 s"
+}
+step "learned for the unit: $remembered"
+in_ct systemctl restart specactd || fail "systemctl restart specactd failed"
+for _ in $(seq 1 40); do [[ $(in_ct systemctl is-active specactd || true) == active ]] && break; sleep 0.25; done
+# Window 1 measures the baseline (the pins restored first); the remembered
+# config goes in at its end, so it must be in force within 2 windows.
+warm_ok=0
+for _ in $(seq 1 40); do
+  sleep 0.5
+  in_ct cat /var/lib/specactd/history.jsonl >"$work/history-restart.jsonl" || continue
+  python3 - "$work/history-restart.jsonl" "$remembered" <<'PY' && { warm_ok=1; break; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+start = max(i for i, e in enumerate(lines) if e["type"] == "started")
+run = lines[start:]
+windows = [i for i, e in enumerate(run) if e["type"] == "window"]
+if len(windows) < 3:
+    sys.exit(1)  # not yet
+assert run[0]["target"] == {"unit": "specact-demo.service"}, run[0]
+offers = [e for e in run if e["type"] == "warm_start"]
+assert offers and offers[0]["applied"], f"no warm start: {offers}"
+remembered = json.loads(sys.argv[2])
+assert offers[0]["remembered"]["config"] == remembered, offers[0]
+applied = next(i for i, e in enumerate(run) if e["type"] == "applied")
+assert run[applied]["who"] == "warm_start", run[applied]
+assert applied < windows[2], "the remembered config came after window 2"
+for k, v in remembered.items():
+    assert run[applied]["config"][k] == v, (k, run[applied]["config"])
+print("warm start:", offers[0]["summary"])
+PY
+done
+((warm_ok)) || {
+  tail -c 4000 "$work/history-restart.jsonl"
+  fail "after systemctl restart, the remembered config was not re-applied within 2 windows"
+}
+status_json=$(in_ct specactctl status --json) || fail "status after the restart failed"
+python3 -c 'import json, sys
+s = json.loads(sys.argv[1])
+assert s["target"] == {"unit": "specact-demo.service"}, s["target"]
+assert s["settings"]["target"]["source"] == "saved", s["settings"]' "$status_json" ||
+  fail "the target was not kept across the restart: $status_json"
+[[ $(nice_of "$demo_pid") == 7 ]] || fail "the pin was not kept across the restart"
+step "restarted: target and pins kept, the remembered $remembered in force within 2 windows"
 
 step "apt remove"
 in_ct apt remove -y specact >"$work/apt-remove.log" 2>&1 || { cat "$work/apt-remove.log"; fail "apt remove failed"; }

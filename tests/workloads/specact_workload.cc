@@ -14,12 +14,16 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "knobs/task_sched.h"
 
 namespace {
 
@@ -36,6 +40,21 @@ struct Samples {
   std::vector<int64_t> completion_ns, wakeup_ns;
 };
 
+// Asks for an EEVDF slice of `us` for the calling thread, as an application
+// that sets its own would (policy and nice kept). Linux >= 6.12 takes
+// sched_runtime as a fair task's slice; older kernels ignore it, which the
+// read-back reports. 0, or the errno of the failed call (EINVAL: ignored).
+int set_own_slice_us(int64_t us) {
+  const pid_t tid = gettid();
+  specact::knobs::TaskAttr cur, back;
+  if (int err = specact::knobs::get_task_attr(tid, &cur)) return err;
+  specact::knobs::TaskAttr want = cur;
+  want.runtime_ns = static_cast<uint64_t>(us) * 1000;
+  if (int err = specact::knobs::set_task_attr(tid, want, cur)) return err;
+  if (int err = specact::knobs::get_task_attr(tid, &back)) return err;
+  return back.runtime_ns == want.runtime_ns ? 0 : EINVAL;
+}
+
 void burn_cpu_ns(int64_t ns) {
   int64_t end = now_ns(CLOCK_THREAD_CPUTIME_ID) + ns;
   volatile uint64_t x = 0;
@@ -43,9 +62,10 @@ void burn_cpu_ns(int64_t ns) {
     for (int i = 0; i < 200; ++i) x = x * 6364136223846793005ull + 1;
 }
 
-void periodic_thread(int64_t period_ns, int64_t work_ns, Samples* out) {
+void periodic_thread(int64_t period_ns, int64_t work_ns, int64_t slice_us, Samples* out) {
   prctl(PR_SET_TIMERSLACK, 1);  // no timer slack: wakeups happen at the release time
   prctl(PR_SET_NAME, "sa-periodic");
+  if (slice_us > 0) set_own_slice_us(slice_us);  // the main thread checked that it takes
   int64_t release = now_ns() + period_ns;
   std::vector<int64_t> comp, wake;
   while (!g_stop.load(std::memory_order_relaxed)) {
@@ -111,6 +131,8 @@ void usage(FILE* f) {
       "  --period-us US     release period (default 2000)\n"
       "  --work-us US       CPU time burnt per release (default 300)\n"
       "  --hogs N           CPU hog processes, children of this one (default 4)\n"
+      "  --slice-us US      every thread and hog asks for this EEVDF slice\n"
+      "                     (sched_setattr; Linux >= 6.12; default: the kernel's)\n"
       "  --duration-s S     run time, 0 = until SIGTERM/SIGINT (default 0)\n"
       "  --report-ms MS     print a JSON line of the last interval's latencies every MS\n"
       "                     (default 0 = only the final summary)\n"
@@ -122,13 +144,13 @@ void usage(FILE* f) {
 
 int main(int argc, char** argv) {
   int threads = 1, hogs = 4, ready_fd = -1;
-  int64_t period_us = 2000, work_us = 300;
+  int64_t period_us = 2000, work_us = 300, slice_us = 0;
   double duration_s = 0, report_ms = 0;
   static option opts[] = {{"threads", 1, nullptr, 't'},    {"period-us", 1, nullptr, 'p'},
                           {"work-us", 1, nullptr, 'w'},    {"hogs", 1, nullptr, 'g'},
                           {"duration-s", 1, nullptr, 'd'}, {"report-ms", 1, nullptr, 'r'},
-                          {"ready-fd", 1, nullptr, 'f'},   {"help", 0, nullptr, 'h'},
-                          {nullptr, 0, nullptr, 0}};
+                          {"ready-fd", 1, nullptr, 'f'},   {"slice-us", 1, nullptr, 's'},
+                          {"help", 0, nullptr, 'h'},       {nullptr, 0, nullptr, 0}};
   for (int c; (c = getopt_long(argc, argv, "h", opts, nullptr)) != -1;) {
     switch (c) {
       case 't':
@@ -152,6 +174,9 @@ int main(int argc, char** argv) {
       case 'f':
         ready_fd = static_cast<int>(number_or_exit("ready-fd", optarg));
         break;
+      case 's':
+        slice_us = static_cast<int64_t>(number_or_exit("slice-us", optarg));
+        break;
       case 'h':
         usage(stdout);
         return 0;
@@ -161,9 +186,16 @@ int main(int argc, char** argv) {
     }
   }
   if (threads < 1 || threads > 64 || hogs < 0 || hogs > 64 || period_us < 100 || work_us < 1 ||
-      work_us >= period_us || duration_s < 0 || report_ms < 0) {
+      work_us >= period_us || duration_s < 0 || report_ms < 0 || slice_us < 0) {
     std::fprintf(stderr, "specact-workload: invalid options (see --help)\n");
     return 2;
+  }
+  if (int err = slice_us > 0 ? set_own_slice_us(slice_us) : 0) {
+    std::fprintf(stderr,
+                 "specact-workload: --slice-us %lld: the kernel did not take it (%s; per-task "
+                 "slices need Linux >= 6.12, within 100..100000 us)\n",
+                 static_cast<long long>(slice_us), std::strerror(err));
+    return 1;
   }
 
   sigset_t set;
@@ -180,6 +212,7 @@ int main(int argc, char** argv) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the workload
       if (getppid() != parent) _exit(0);
       prctl(PR_SET_NAME, "sa-hog");
+      if (slice_us > 0) set_own_slice_us(slice_us);
       volatile uint64_t x = 0;
       for (;;) x = x * 2862933555777941757ull + 3037000493ull;
     }
@@ -189,7 +222,7 @@ int main(int argc, char** argv) {
   Samples samples;
   std::vector<std::thread> workers;
   for (int i = 0; i < threads; ++i)
-    workers.emplace_back(periodic_thread, period_us * 1000, work_us * 1000, &samples);
+    workers.emplace_back(periodic_thread, period_us * 1000, work_us * 1000, slice_us, &samples);
   if (ready_fd >= 0) {
     char b = 'r';
     (void)!write(ready_fd, &b, 1);

@@ -310,6 +310,34 @@ TEST(BuiltinSpeculator, FirstCandidateIsTheActorsPendingDecision) {
   EXPECT_FALSE(digest(loop.ctx).actor_view);
 }
 
+// While the actor will not decide yet, the speculator's guess is the config in
+// force unless the evidence calls it worse than the best measured one: a config
+// still being measured (a warm start, an unjudged guess) is the actor's to
+// judge, and putting the confirmed config back would end its measurement.
+TEST(BuiltinSpeculator, HoldsAnUnjudgedConfigInForceUntilItIsMeasuredWorse) {
+  Loop loop(SimWorkload::mixed(), 1);
+  loop.measure(3);
+  const Config base = loop.ctx.current;
+  loop.ctx.role = AgentRole::Speculator;
+  loop.ctx.actor_explores = false;
+  loop.ctx.top_k = 2;
+  // Timer migration alone moves p95 by ~2 %: one window cannot judge it, and
+  // the actor waits (BuiltinActor.WaitsWhenTheDifferenceIsWithinTheNoise).
+  loop.ctx.current[kTimerMigration] = 0;
+  const Config unjudged = loop.ctx.current;
+  loop.measure(1);
+  AgentReply r = BuiltinSpeculatorPolicy{}.propose(loop.ctx);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].config, unjudged) << r.candidates[0].rationale;
+  // A config measured worse is not held: the best measured config goes back.
+  loop.ctx.current = base;
+  loop.ctx.current[kNice] = 19;  // a light weight's later deadlines against the hogs: +30 %
+  loop.measure(6);
+  r = BuiltinSpeculatorPolicy{}.propose(loop.ctx);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].config, base) << r.candidates[0].rationale;
+}
+
 // The request-size rule: with a sleeping target the slice's first step is just
 // above its measured burst (SearchOptions::slice_burst_margin); a CPU-bound
 // target gets no such step, and its slice is screened upwards first.

@@ -81,7 +81,6 @@ AgentReply BuiltinActorPolicy::propose(const PolicyInput& in) const {
     const ConfigEvidence* other = in_force == lead ? conf : lead;
     if (in_force->est.se >= other->est.se) return wait();
   }
-
   auto steps = policy::next_steps(in, in.evidence, *inc);
   if (!steps.empty()) {
     // With a speculator measuring for it, the actor waits for the evidence.
@@ -91,6 +90,16 @@ AgentReply BuiltinActorPolicy::propose(const PolicyInput& in) const {
     for (size_t i = 1; i < steps.size() && reply.candidates.size() < static_cast<size_t>(in.top_k);
          ++i)
       add(steps[i].config, 0.3, "to measure next: " + steps[i].why);
+    return reply;
+  }
+  // Not converged on a confirmed config known less well than one ranked
+  // ahead of it (a warm start judged against a baseline of one window): its
+  // own windows settle the comparison first.
+  if (policy::unsettled_side(in, in.evidence, in.confirmed) == conf) {
+    if (!in.actor_explores || in_force == conf) return wait();
+    add(conf->config, 0.35,
+        "measuring again: " + describe(*conf) +
+            " is known less well than a config ranked ahead of it");
     return reply;
   }
   add(conf->config, 0.9,

@@ -168,6 +168,15 @@ const ConfigEvidence* incumbent(const PolicyInput& in, const std::vector<ConfigE
   return best;
 }
 
+const ConfigEvidence* unsettled_side(const PolicyInput& in,
+                                     const std::vector<ConfigEvidence>& evidence,
+                                     const Config& reference) {
+  const ConfigEvidence* inc = incumbent(in, evidence, reference);
+  const ConfigEvidence* lead = champion(in, evidence);
+  if (!inc || !lead || lead == inc || verdict(in, *lead, *inc) != Verdict::Unknown) return nullptr;
+  return lead->est.se >= inc->est.se ? lead : inc;
+}
+
 std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvidence>& evidence,
                              const ConfigEvidence& incumbent) {
   const Config base = full_config(in, incumbent.config);

@@ -45,5 +45,12 @@ const ConfigEvidence* champion(const PolicyInput& in, const std::vector<ConfigEv
 // configs never take turns: only evidence moves it.
 const ConfigEvidence* incumbent(const PolicyInput& in, const std::vector<ConfigEvidence>& evidence,
                                 const Config& reference);
+// While the champion (best ranked) is ahead of the incumbent of `reference`
+// but not beyond the noise (evidence::compare says Unknown), the less certain
+// of the two: more windows of it are what settles which is better. nullptr
+// when nothing is unsettled.
+const ConfigEvidence* unsettled_side(const PolicyInput& in,
+                                     const std::vector<ConfigEvidence>& evidence,
+                                     const Config& reference);
 
 }  // namespace specact::policy

@@ -44,6 +44,17 @@ Candidate measurement(const ConfigEvidence& champ, const policy::Step& s) {
   return c;
 }
 
+// The config in force has evidence of its own, keeps the guards and is not
+// measurably worse than `champ`.
+bool holds_up(const PolicyInput& in, const ConfigEvidence& champ) {
+  const ConfigEvidence* cur = policy::find_evidence(in, in.evidence, in.current);
+  if (!cur || cur == &champ || !cur->est.confident) return false;
+  if (!evidence::guard_violation(cur->est, in.guard, in.opts, in.metric == Metric::CommandP95)
+           .empty())
+    return false;
+  return evidence::compare(cur->est, champ.est, in.opts) != evidence::Verdict::Worse;
+}
+
 }  // namespace
 
 AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
@@ -60,16 +71,40 @@ AgentReply BuiltinSpeculatorPolicy::propose(const PolicyInput& in) const {
     return reply;
   }
   std::optional<Candidate> anchor = predict_actor(in);
+  const ConfigEvidence* settle = nullptr;
   if (!anchor) {
     Candidate c;
-    c.config = policy::full_config(in, champ ? champ->config : in.current);
     c.confidence = 0.6;
-    c.rationale = champ ? "the actor will not decide yet: holding the best measured config"
-                        : "nothing measured yet: holding the config in force";
+    // The confirmed side of an unsettled comparison, known less well than
+    // the config ranked ahead of it, is what the actor waits for.
+    if (champ && policy::unsettled_side(in, in.evidence, in.confirmed) == champ) settle = champ;
+    if (!champ) {
+      c.config = policy::full_config(in, in.current);
+      c.rationale = "nothing measured yet: holding the config in force";
+    } else if (settle) {
+      // What the actor waits for; trials now would take windows from it.
+      c.config = policy::full_config(in, settle->config);
+      c.rationale =
+          "the actor will not decide yet: measuring the less certain side of a comparison "
+          "still within the noise (p95 " +
+          std::to_string(std::llround(settle->est.p95_us)) + " us over " +
+          std::to_string(settle->est.windows) + " windows)";
+    } else if (holds_up(in, *champ)) {
+      // A config in force that the evidence cannot call worse (a warm start,
+      // a guess the actor has not judged) is the actor's to judge: putting
+      // the best measured config back would end its measurement.
+      c.config = policy::full_config(in, in.current);
+      c.rationale =
+          "the actor will not decide yet: holding the config in force (not worse than "
+          "the best measured config)";
+    } else {
+      c.config = policy::full_config(in, champ->config);
+      c.rationale = "the actor will not decide yet: holding the best measured config";
+    }
     anchor = std::move(c);
   }
   reply.candidates.push_back(*anchor);
-  if (!champ) return reply;
+  if (!champ || settle) return reply;
   for (const auto& s : policy::next_steps(in, in.evidence, *champ)) {
     if (reply.candidates.size() >= static_cast<size_t>(in.top_k)) break;
     if (policy::same_config(in, s.config, anchor->config)) continue;

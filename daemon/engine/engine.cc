@@ -578,6 +578,35 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
             "safety reverted confirmed " + describe_change(bad, confirmed_) + ": " + why));
 }
 
+namespace {
+
+// The rank test beside the CUSUM, which standardises by the windows' spread:
+// on a workload whose windows are bimodal that spread is wide and a large
+// change takes several windows to add up. Without assuming any distribution:
+// if the converged windows are exchangeable, the chance that the last kRankRun
+// of m + kRankRun are all above (or all below) every earlier one is
+// 2 * kRankRun! m! / (m + kRankRun)!, i.e. 12 / ((m+1)(m+2)(m+3)) for runs of
+// three. Summed over every window from m = kRankMin on it stays below
+// 6 / ((kRankMin+1)(kRankMin+2)), 1.3 % per converged spell for 20, about what
+// the CUSUM's own rate gives over a few hundred windows.
+constexpr size_t kRankRun = 3;
+constexpr size_t kRankMin = 20;
+
+// +1 when the last kRankRun log p95s are all above every earlier one and
+// `median` (the recent median's log ratio) is beyond `margin`, -1 for the
+// mirror case, else 0.
+int outranked(const std::vector<double>& fresh, double median, double margin) {
+  if (fresh.size() < kRankMin + kRankRun) return 0;
+  const auto split = fresh.end() - static_cast<std::ptrdiff_t>(kRankRun);
+  const auto [lo_before, hi_before] = std::minmax_element(fresh.begin(), split);
+  const auto [lo_last, hi_last] = std::minmax_element(split, fresh.end());
+  if (*lo_last > *hi_before && median > margin) return 1;
+  if (*hi_last < *lo_before && -median > margin) return -1;
+  return 0;
+}
+
+}  // namespace
+
 void Engine::drift_check(Output& out, const Window& w, bool clean) {
   if (!converged_ || !clean || w.low_confidence) return;
   std::optional<double> v = objective_us(w, opts_.metric);
@@ -623,13 +652,21 @@ void Engine::drift_check(Output& out, const Window& w, bool clean) {
   std::vector<double> recent(drift_recent_.begin(), drift_recent_.end());
   std::sort(recent.begin(), recent.end());
   const double median = recent.size() == n ? recent[n / 2] : 0;
-  const bool up = drift_up_ > kCusumLevel && median > std::log1p(opts_.drift_margin);
-  const bool down = drift_down_ > kCusumLevel && -median > std::log1p(opts_.drift_margin);
+  const double margin = std::log1p(opts_.drift_margin);
+  const bool up = drift_up_ > kCusumLevel && median > margin;
+  const bool down = drift_down_ > kCusumLevel && -median > margin;
   if (up || down) {
     std::snprintf(buf, sizeof buf,
                   "p95 moved to %.2fx its converged value (cumulative evidence %.1f sd beyond "
                   "chance, margin %.0f%%)",
                   std::exp(median), up ? drift_up_ : drift_down_, opts_.drift_margin * 100);
+    reason = buf;
+  } else if (const int side = outranked(drift_fresh_, median, margin); side != 0) {
+    std::snprintf(buf, sizeof buf,
+                  "p95 moved to %.2fx its converged value (the last %zu windows all %s than "
+                  "every one of the %zu before them since convergence, margin %.0f%%)",
+                  std::exp(median), kRankRun, side > 0 ? "higher" : "lower",
+                  drift_fresh_.size() - kRankRun, opts_.drift_margin * 100);
     reason = buf;
   }
   double tp_ratio = 1;

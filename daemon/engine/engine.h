@@ -82,7 +82,8 @@ struct EngineOptions {
   int converge_after = 2;
   int max_backoff = 64;
   // Re-engage when, while converged, the objective moves beyond chance (a
-  // CUSUM test against the converged config's own windows) and by more than
+  // CUSUM test against the converged config's own windows, or a rank test:
+  // the last three windows beyond every earlier one) and by more than
   // `drift_margin` (relative), or the mean throughput of the last
   // `drift_windows` clean windows moves by more than `drift_margin`.
   double drift_margin = 0.25;

@@ -185,5 +185,39 @@ TEST(Convergence, ConvergedMeansNoSpeculatorCallsUntilTheWorkloadChanges) {
   EXPECT_GT(spec_after, 0u) << "speculator not asked again after the change";
 }
 
+// A workload whose converged windows fall in two modes a factor 3 apart: their
+// spread is wide, so the CUSUM needs 3-8 windows for a fourfold change; the
+// rank test (the last three windows above every converged one) sees it in
+// three, and raises no more false alarms over long converged spells.
+TEST(Convergence, BimodalWindowsReEngageWithinThreeWindowsOfAChange) {
+  sim::SimWorkload w = sim::SimWorkload::periodic_vs_hogs();
+  w.bimodal_ratio = 3;
+  int within_3 = 0, false_alarms = 0;
+  constexpr int kSeeds = 10;
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+    SimDriver d(EngineOptions{}, w, seed);
+    use_builtin(d);
+    for (int i = 0; i < 150 && !d.engine().converged(); ++i) d.step();
+    ASSERT_TRUE(d.engine().converged()) << "seed " << seed;
+    // A converged spell as long as the engine keeps windows for.
+    for (int i = 0; i < 600 || !d.engine().converged(); ++i) d.step();
+    false_alarms += static_cast<int>(d.count("re_engaged"));
+    const size_t alarms_before = d.count("re_engaged");
+    sim::SimWorkload slower = w;
+    slower.p95_us = [base = w.p95_us](const Config& c) { return 4 * base(c); };
+    d.kernel().set_workload(slower);
+    int took = 0;
+    for (int i = 1; i <= 10 && !took; ++i) {
+      d.step();
+      if (d.count("re_engaged") > alarms_before) took = i;
+    }
+    std::printf("seed %llu: re-engaged %d windows after a fourfold change\n",
+                static_cast<unsigned long long>(seed), took);
+    if (took > 0 && took <= 3) ++within_3;
+  }
+  EXPECT_GE(within_3, kSeeds - 1);
+  EXPECT_LE(false_alarms, 1) << "over " << kSeeds << " converged spells of 600 windows";
+}
+
 }  // namespace
 }  // namespace specact::engine::testing

@@ -323,6 +323,8 @@ Window SimKernel::measure(const Config& config, int64_t start_ns, int64_t window
   if (second != noise_second_) {
     std::normal_distribution<double> drift_dist(0.0, workload_.window_noise);
     noise_ = drift_dist(rng_);
+    if (workload_.bimodal_ratio != 1 && std::bernoulli_distribution(0.5)(rng_))
+      noise_ += std::log(workload_.bimodal_ratio);
     noise_second_ = second;
   }
   double p95 = workload_.p95_us(c) * std::exp(noise_);

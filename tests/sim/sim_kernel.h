@@ -43,9 +43,12 @@ struct SimWorkload {
   double requests_per_s = 1000;  // samples per second of window
   double spread = 0.6;           // lognormal sigma of the run-queue wait within a window
   double window_noise = 0.04;    // sigma of a per-window multiplicative drift of the latency
-  uint64_t min_samples = 50;     // fewer samples in a window -> low_confidence
-  bool command_metric = false;   // also fill Window::command_p95_us / command_throughput
-  bool cpu_bound = false;        // threads never block: (almost) no voluntary switches
+  // Two modes: each window is this much slower with probability 1/2 (a target
+  // whose windows land either side of another task's slice); 1: one mode.
+  double bimodal_ratio = 1;
+  uint64_t min_samples = 50;    // fewer samples in a window -> low_confidence
+  bool command_metric = false;  // also fill Window::command_p95_us / command_throughput
+  bool cpu_bound = false;       // threads never block: (almost) no voluntary switches
   // The command metric's own quantisation (relative step of its histogram;
   // 0: exact), as a command that prints a p95 from coarse buckets has.
   double command_quantum = 0;

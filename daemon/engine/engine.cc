@@ -298,6 +298,7 @@ void Engine::apply(Output& out, const Config& c, ApplyKind kind, const std::stri
   a.kind = kind;
   a.who = who;
   a.why = why;
+  last_apply_ = a;
   out.actions.emplace_back(std::move(a));
   current_ = c;
   push_bounded(change_times_, at_ns, 16);
@@ -408,6 +409,7 @@ Output Engine::on_window(const Window& w) {
   drift_check(out, w, clean);
   if (opts_.mode == Mode::SpeculatorOnly) promote_if_better(out);
   run_trials(out, w.end_ns);
+  retry_rate_limited(out, w.end_ns);
   // The actor first: the speculator is asked only while the actor thinks,
   // and an actor asked now is thinking. The speculator's call is emitted
   // first all the same, so its guess lands as early as it can.
@@ -423,6 +425,19 @@ Output Engine::on_window(const Window& w) {
   }
   out.append(std::move(actor_call));
   return out;
+}
+
+void Engine::retry_rate_limited(Output& out, int64_t at_ns) {
+  std::optional<ApplyAction> r = std::move(retry_apply_);
+  retry_apply_.reset();
+  // Asked once more at the next window boundary, unless something newer was
+  // decided meanwhile (a later apply replaces the request).
+  if (!r || !last_apply_ || last_apply_->config != r->config || r->config == current_) return;
+  for (const auto& a : out.actions)
+    if (std::holds_alternative<ApplyAction>(a)) return;
+  apply(out, r->config, r->config == confirmed_ ? ApplyKind::Revert : r->kind, r->who,
+        r->why + " (asked again: its write was rate-limited)", at_ns);
+  provisional_ = current_ != confirmed_;
 }
 
 void Engine::attribute(Output& out, const Window& w) {
@@ -1180,16 +1195,23 @@ Output Engine::on_apply_outcome(const ApplyOutcome& o) {
   if (!o.error.empty())
     out.events.push_back(event("apply_error", {{"error", o.error}}, "apply failed: " + o.error));
   // The machine is the truth: attribute what was read back, not what was asked.
-  bool changed = false;
+  // A value the kernel normalised (written, read back otherwise) is what a
+  // confirmed config is; a knob the request did not reach leaves the decision
+  // as it was: the config in force is then not the confirmed one (a
+  // rate-limited revert must not turn a guess into a decision).
+  const bool was_confirmed = !provisional_ || current_ == confirmed_;
+  bool changed = false, unwritten = false;
   for (const auto& [k, v] : o.applied) {
     auto it = current_.find(k);
     if (it == current_.end() || it->second == v) continue;
-    bool was_confirmed = !provisional_ || current_ == confirmed_;
     it->second = v;
-    if (was_confirmed) confirmed_[k] = v;
+    const bool reached = std::find(o.unwritten.begin(), o.unwritten.end(), k) == o.unwritten.end();
+    if (was_confirmed && reached) confirmed_[k] = v;
+    unwritten = unwritten || !reached;
     changed = true;
   }
-  if (changed) provisional_ = provisional_ && current_ != confirmed_;
+  if (changed) provisional_ = current_ != confirmed_;
+  if (unwritten && o.retry && last_apply_) retry_apply_ = last_apply_;
   return out;
 }
 

@@ -263,6 +263,9 @@ class Engine {
   std::string starvation(const Window& w, const Estimate& ref) const;
   void drift_check(Output& out, const Window& w, bool clean);
   void run_trials(Output& out, int64_t at_ns);
+  // A config whose write was rate-limited is asked for again at the next
+  // window boundary if nothing newer was decided.
+  void retry_rate_limited(Output& out, int64_t at_ns);
   void maybe_call(Output& out, AgentRole r);
   void speculator_reply(Output& out, const AgentReply& reply);
   void actor_reply(Output& out, const AgentReply& reply);
@@ -316,11 +319,13 @@ class Engine {
   Config decision_ref_;  // best config (recommend: recommendation) at the last decision
   bool has_decision_ref_ = false;
   int spec_idle_ = 1;  // speculator backoff: nothing new proposed, or its steps stopped gaining
-  std::vector<double> drift_fresh_;       // log p95 of the first windows after convergence
-  std::vector<double> drift_fresh_tp_;    // their throughput
-  std::deque<double> drift_recent_;       // log p95 - reference level, latest windows
-  double drift_up_ = 0, drift_down_ = 0;  // CUSUM sums of the p95 against its converged value
-  std::deque<double> drift_tp_recent_;    // throughput of the latest windows
+  std::optional<ApplyAction> last_apply_;   // the last config asked for
+  std::optional<ApplyAction> retry_apply_;  // ... when part of it was rate-limited
+  std::vector<double> drift_fresh_;         // log p95 of the first windows after convergence
+  std::vector<double> drift_fresh_tp_;      // their throughput
+  std::deque<double> drift_recent_;         // log p95 - reference level, latest windows
+  double drift_up_ = 0, drift_down_ = 0;    // CUSUM sums of the p95 against its converged value
+  std::deque<double> drift_tp_recent_;      // throughput of the latest windows
 
   uint64_t hits_ = 0, misses_ = 0;
   uint64_t trial_rounds_ = 0,

@@ -128,6 +128,10 @@ struct ApplyOutcome {
   Config applied;                    // what is in force now (managed knobs)
   std::vector<std::string> yielded;  // knobs changed behind our back: left alone from now on
   std::string error;                 // non-empty: (part of) the apply failed
+  // Knobs the request did not reach (rate-limited, rejected, unavailable,
+  // failed): the decision stands, the machine differs from it.
+  std::vector<std::string> unwritten;
+  bool retry = false;  // some were only rate-limited: worth asking again
 };
 
 }  // namespace specact::engine

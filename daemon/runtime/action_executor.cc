@@ -13,6 +13,10 @@ engine::ApplyOutcome outcome_of(const engine::ApplyAction& action, const ApplyRe
   std::string errors;
   for (const auto& r : result.results) {
     if (r.status == KnobResult::Status::Yielded) o.yielded.push_back(r.knob);
+    if (r.status == KnobResult::Status::RateLimited || r.status == KnobResult::Status::Rejected ||
+        r.status == KnobResult::Status::Unavailable || r.status == KnobResult::Status::Failed)
+      o.unwritten.push_back(r.knob);
+    if (r.status == KnobResult::Status::RateLimited) o.retry = true;
     if (r.status == KnobResult::Status::Failed || r.status == KnobResult::Status::Rejected ||
         r.status == KnobResult::Status::Unavailable)
       errors += (errors.empty() ? "" : "; ") + r.knob + ": " + r.error;

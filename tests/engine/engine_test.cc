@@ -664,6 +664,41 @@ TEST(Engine, WarmStartThatRegressesIsRevertedBySafety) {
   EXPECT_EQ(d.engine().misses(), 1u);
 }
 
+// The knob layer's rate limit holds back a revert to the confirmed config
+// (here: pausing drops the provisional): the guess still in force stays a
+// guess, not rewritten into the decision to match the machine, and the revert
+// is asked for again at the next window.
+TEST(Engine, RateLimitedRevertLeavesTheDecisionAndIsAskedAgain) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(1);
+  const Config base = d.engine().baseline();
+  const Config guess = with_slice(base, 450);
+  d.command(d.engine().warm_start(guess, "remembered"));
+  ASSERT_EQ(d.machine(), guess);
+  ASSERT_TRUE(d.engine().provisional());
+  d.run(2);
+  int held = 0;
+  d.rate_limit = [&](const ApplyAction& a) { return a.config == base && held++ == 0; };
+  d.command(d.engine().pause());
+  ASSERT_EQ(held, 1);
+  EXPECT_EQ(d.machine(), guess) << "held back";
+  EXPECT_EQ(d.engine().confirmed(), base) << "a held-back revert made the guess a decision";
+  EXPECT_TRUE(d.engine().provisional());
+  d.command(d.engine().resume());
+  const size_t applies = d.applies.size();
+  d.step();
+  ASSERT_GT(d.applies.size(), applies);
+  EXPECT_EQ(d.applies[applies].action.config, base);
+  EXPECT_NE(d.applies[applies].action.why.find("rate-limited"), std::string::npos)
+      << d.applies[applies].action.why;
+  EXPECT_EQ(d.machine(), base);
+  EXPECT_EQ(d.engine().confirmed(), base);
+  EXPECT_FALSE(d.engine().provisional());
+}
+
 TEST(Engine, WarmStartRefusesWhatItCannotUseAndPinsWin) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
   d.speculator = [](const AgentContext&) { return AgentReply{}; };

@@ -38,6 +38,8 @@ TEST(ActionExecutor, OutcomeComesFromTheApplyResult) {
   EXPECT_EQ(o.yielded, std::vector<std::string>{"d"});
   EXPECT_EQ(o.error, "c: write: EIO; f: not allowed");
   EXPECT_EQ(unresolved, (std::vector<std::string>{"c", "f"}));
+  EXPECT_EQ(o.unwritten, (std::vector<std::string>{"c", "e", "f"}));
+  EXPECT_TRUE(o.retry) << "e was only rate-limited";
 }
 
 class ExecutorOnSim : public ::testing::Test {

@@ -61,6 +61,8 @@ class SimDriver {
   // Usage of one call (tokens, cached tokens, cost) from its context and
   // reply; unset, a call bills the fixed *_tokens_per_call above (3/4 prompt).
   std::function<AgentUsage(const AgentContext&, const AgentReply&)> usage_model;
+  // Returns true for an apply the knob layer's rate limit holds back.
+  std::function<bool(const ApplyAction&)> rate_limit;
 
   std::vector<Event> events;
   std::vector<AppliedRecord> applies;
@@ -121,8 +123,17 @@ class SimDriver {
     for (auto& a : out.actions) {
       if (auto* ap = std::get_if<ApplyAction>(&a)) {
         applies.push_back({windows_, *ap});
-        machine_ = ap->config;
-        execute(engine_.on_apply_outcome({ap->config, {}, ""}));
+        ApplyOutcome o;
+        if (rate_limit && rate_limit(*ap)) {
+          // The knob layer's rate limit held every changed knob back.
+          for (const auto& [k, v] : ap->config)
+            if (machine_.count(k) && machine_.at(k) != v) o.unwritten.push_back(k);
+          o.retry = !o.unwritten.empty();
+        } else {
+          machine_ = ap->config;
+        }
+        o.applied = machine_;
+        execute(engine_.on_apply_outcome(o));
       } else if (auto* call = std::get_if<CallAgentAction>(&a)) {
         calls.push_back({windows_, call->role, call->context});
         const bool spec = call->role == AgentRole::Speculator;

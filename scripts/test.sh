@@ -20,6 +20,11 @@ if grep -qE '\*\*\*Skipped|The following tests did not run' "$log"; then
   exit 1
 fi
 ((rc == 0)) || exit "$rc"
+# The Debian package, built and installed with apt in a booted container
+# (SPECACT_PACKAGE_E2E=0 skips it).
+if [[ ${SPECACT_PACKAGE_E2E:-1} != 0 ]]; then
+  bash scripts/package-e2e.sh "$build_dir"
+fi
 # Fuzzing (clang + libFuzzer, its own build tree): 60 s per target by default,
 # SPECACT_FUZZ_SECONDS to change it (0 skips it).
 bash scripts/fuzz.sh

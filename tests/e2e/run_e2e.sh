@@ -159,8 +159,11 @@ ctl() { "$build/ctl/specactctl" "$@"; }
 ctl_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$build/ctl/specactctl" "$@"; }
 
 out=$(ctl status) || fail "specactctl status (root) failed: $out"
-echo "$out" | head -3
-ctl status --json | grep -q '"state"' || fail "status --json has no state"
+# Here-strings, not pipes into `grep -q` / `head`: they exit early, and under
+# pipefail the writer's SIGPIPE would fail the step.
+head -3 <<<"$out"
+json=$(ctl status --json) || fail "specactctl status --json failed"
+grep -q '"state"' <<<"$json" || fail "status --json has no state"
 out=$(ctl_nobody status) || fail "specactctl status as nobody failed"
 rc=0; err=$(ctl_nobody start 2>&1) || rc=$?
 [[ $rc == 1 && $err == *"permission denied"* ]] || fail "nobody was not refused 'start' (rc=$rc: $err)"
@@ -188,7 +191,8 @@ ctl watch --json --count 2 >"$work/watch.jsonl" || fail "specactctl watch --json
 samples=$(grep -o '"service":{"count":[0-9]*' "$work/watch.jsonl" | awk -F: '{s += $NF} END {print s + 0}' || true)
 step "watch streamed 2 windows; service samples in them: $samples"
 ((samples >= 100)) || fail "the sampler measured only $samples service samples of the target in 2 windows"
-ctl status | head -4
+out=$(ctl status) || fail "specactctl status failed"
+head -4 <<<"$out"
 status_text=$(in_ct systemctl show -p StatusText --value specactd)
 [[ -n $status_text ]] || fail "no sd_notify STATUS= text"
 step "sd_notify STATUS: $status_text"

@@ -31,7 +31,14 @@ here=$(dirname "$(realpath "$0")")
 cache=${SPECACT_E2E_CACHE:-/var/cache/specact-e2e}
 t0=$(date +%s)
 step() { echo "[pkg-e2e +$(( $(date +%s) - t0 ))s] $*"; }
-fail() { echo "PKG-E2E FAIL: $*" >&2; exit 1; }
+# SPECACT_E2E_HISTORY_OUT=FILE: on failure, the daemon's history is copied there.
+fail() {
+  echo "PKG-E2E FAIL: $*" >&2
+  if [[ -n ${SPECACT_E2E_HISTORY_OUT:-} && -n ${leader:-} ]]; then
+    in_ct cat /var/lib/specactd/history.jsonl >"$SPECACT_E2E_HISTORY_OUT" 2>/dev/null
+  fi
+  exit 1
+}
 
 [[ $(id -u) == 0 ]] || fail "needs root"
 [[ -f $deb ]] || fail "no package at $deb (build it: dpkg-buildpackage -us -uc -b)"
@@ -293,6 +300,57 @@ done
   tail -n 40 "$work/history-restart.jsonl" | cut -c1-400
   fail "after systemctl restart, the learned config was not re-applied within 2 windows"
 }
+# The remembered config is re-verified, not replaced unjudged: the actor's
+# first decision after the restart keeps it (a hit, or a decision for it) or
+# overrides it as a provisional it judged; or the safety envelope reverted it.
+cat >"$work/warm_judged_check.py" <<'PY'
+# Exit 3: no decision yet; 2: failed.
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.endswith("\n")]
+run = lines[max(i for i, e in enumerate(lines) if e["type"] == "started") :]
+offer = next(i for i, e in enumerate(run) if e["type"] == "warm_start")
+warm = run[next(i for i, e in enumerate(run) if e["type"] == "applied" and e["who"] == "warm_start")]["config"]
+decisions = [i for i, e in enumerate(run) if i > offer and e["type"] in ("confirmed", "overridden")
+             and e.get("who") == "actor"]
+if not decisions:
+    sys.exit(3)
+d = run[decisions[0]]
+
+
+def fail(msg):
+    print(msg)
+    sys.exit(2)
+
+
+for e in run[offer : decisions[0]]:
+    if e["type"] == "reverted":
+        print(f"the safety envelope reverted the warm config: {e.get('why', e)}")
+        sys.exit(0)
+remembered = {k: warm[k] for k in json.loads(sys.argv[2])}
+kept = {k: d["config"].get(k) for k in remembered} == remembered
+if d["type"] == "confirmed" and not kept:
+    fail(f"the actor's first decision after the restart replaced the warm config {remembered} "
+         f"without judging it: {d}")
+if d["type"] == "overridden" and d["provisional"] != warm:
+    fail(f"the actor overrode {d['provisional']}, not the warm config {warm}")
+windows = sum(1 for e in run[offer : decisions[0]] if e["type"] == "window")
+print(f"{d['type']} (hit {d['hit']}) {windows} windows after the warm start")
+PY
+judged=""
+rc=3
+for _ in $(seq 1 120); do
+  sleep 1
+  in_ct cat /var/lib/specactd/history.jsonl >"$work/history-restart.jsonl" || continue
+  rc=0
+  judged=$(python3 "$work/warm_judged_check.py" "$work/history-restart.jsonl" "$learned") || rc=$?
+  ((rc == 3)) || break
+done
+((rc == 0)) || {
+  [[ -n $judged ]] && echo "$judged"
+  grep -v '"type":"window"' "$work/history-restart.jsonl" | tail -n 30 | cut -c1-400
+  fail "the warm config was not judged by the actor within 120 s of the restart"
+}
+step "warm start judged by the actor: $judged"
 status_json=$(in_ct specactctl status --json) || fail "status after the restart failed"
 python3 -c 'import json, sys
 s = json.loads(sys.argv[1])

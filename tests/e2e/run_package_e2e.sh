@@ -286,15 +286,24 @@ if moved != remembered:
 print(f"{json.dumps(remembered, sort_keys=True)} applied ({first['kind']}) after {measured} window(s); "
       f"signature then {offers[0]['remembered']['signature']}, now {offers[0]['signature']}")
 PY
-warm=""
-rc=3
-for _ in $(seq 1 60); do
-  sleep 0.5
-  in_ct cat /var/lib/specactd/history.jsonl >"$work/history-restart.jsonl" || continue
-  rc=0
-  warm=$(python3 "$work/warm_start_check.py" "$work/history-restart.jsonl" "$demo_target") || rc=$?
-  ((rc == 3)) || break
-done
+# Runs a history checker (exit 3: not yet) on the container's history every
+# PAUSE seconds, at most TRIES times; its output goes to $checked.
+checked=""
+check_history() {
+  local tries=$1 pause=$2 script=$3 rc=3
+  shift 3
+  for _ in $(seq 1 "$tries"); do
+    sleep "$pause"
+    in_ct cat /var/lib/specactd/history.jsonl >"$work/history-restart.jsonl" || continue
+    rc=0
+    checked=$(python3 "$script" "$work/history-restart.jsonl" "$@") || rc=$?
+    ((rc == 3)) || break
+  done
+  return "$rc"
+}
+rc=0
+check_history 60 0.5 "$work/warm_start_check.py" "$demo_target" || rc=$?
+warm=$checked
 ((rc == 0)) || {
   [[ -n $warm ]] && echo "$warm"
   tail -n 40 "$work/history-restart.jsonl" | cut -c1-400
@@ -336,15 +345,9 @@ if d["type"] == "overridden" and d["provisional"] != warm:
 windows = sum(1 for e in run[offer : decisions[0]] if e["type"] == "window")
 print(f"{d['type']} (hit {d['hit']}) {windows} windows after the warm start")
 PY
-judged=""
-rc=3
-for _ in $(seq 1 120); do
-  sleep 1
-  in_ct cat /var/lib/specactd/history.jsonl >"$work/history-restart.jsonl" || continue
-  rc=0
-  judged=$(python3 "$work/warm_judged_check.py" "$work/history-restart.jsonl" "$learned") || rc=$?
-  ((rc == 3)) || break
-done
+rc=0
+check_history 120 1 "$work/warm_judged_check.py" "$learned" || rc=$?
+judged=$checked
 ((rc == 0)) || {
   [[ -n $judged ]] && echo "$judged"
   grep -v '"type":"window"' "$work/history-restart.jsonl" | tail -n 30 | cut -c1-400

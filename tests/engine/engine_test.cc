@@ -36,6 +36,15 @@ Policy never_answers_usefully() {
   };
 }
 
+// Agents that never move anything (what changes the machine is the test's
+// doing), after one baseline window.
+void silent_agents_after_one_window(SimDriver& d) {
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(1);
+}
+
 TEST(Engine, BaselineWindowsAreAttributedAndCounted) {
   EngineOptions o = base_options();
   o.mode = Mode::Monitor;
@@ -670,10 +679,7 @@ TEST(Engine, WarmStartThatRegressesIsRevertedBySafety) {
 // is asked for again at the next window.
 TEST(Engine, RateLimitedRevertLeavesTheDecisionAndIsAskedAgain) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
-  d.speculator = [](const AgentContext&) { return AgentReply{}; };
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 100;
-  d.run(1);
+  silent_agents_after_one_window(d);
   const Config base = d.engine().baseline();
   const Config guess = with_slice(base, 450);
   d.command(d.engine().warm_start(guess, "remembered"));
@@ -701,10 +707,7 @@ TEST(Engine, RateLimitedRevertLeavesTheDecisionAndIsAskedAgain) {
 
 TEST(Engine, WarmStartRefusesWhatItCannotUseAndPinsWin) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
-  d.speculator = [](const AgentContext&) { return AgentReply{}; };
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 100;
-  d.run(1);
+  silent_agents_after_one_window(d);
   const Config base = d.engine().baseline();
   auto name_of = [&](const Config& c) {
     try {

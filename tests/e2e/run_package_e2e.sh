@@ -310,8 +310,9 @@ warm=$checked
   fail "after systemctl restart, the learned config was not re-applied within 2 windows"
 }
 # The remembered config is re-verified, not replaced unjudged: the actor's
-# first decision after the restart keeps it (a hit, or a decision for it) or
-# overrides it as a provisional it judged; or the safety envelope reverted it.
+# first decision after the restart does not put the baseline back (it keeps
+# the warm config, or a measured config it ranks better, or overrides the
+# warm config as the provisional it judged); or the safety envelope reverted it.
 cat >"$work/warm_judged_check.py" <<'PY'
 # Exit 3: no decision yet; 2: failed.
 import json, sys
@@ -335,15 +336,20 @@ for e in run[offer : decisions[0]]:
     if e["type"] == "reverted":
         print(f"the safety envelope reverted the warm config: {e.get('why', e)}")
         sys.exit(0)
-remembered = {k: warm[k] for k in json.loads(sys.argv[2])}
-kept = {k: d["config"].get(k) for k in remembered} == remembered
-if d["type"] == "confirmed" and not kept:
-    fail(f"the actor's first decision after the restart replaced the warm config {remembered} "
-         f"without judging it: {d}")
+# On the demo workload the remembered slice is ~10x better than the baseline
+# window 1 measured: a judged decision keeps it or moves to another measured
+# config; what the defect did was put the baseline back before the actor saw
+# the warm config measured.
+knobs = list(json.loads(sys.argv[2]))
+baseline = next(e for e in run if e["type"] == "window")["config"]
+decided = {k: d["config"].get(k) for k in knobs}
+if d["type"] == "confirmed" and decided == {k: baseline.get(k) for k in knobs}:
+    fail(f"the actor's first decision after the restart put the baseline {decided} back "
+         f"over the warm config {({k: warm[k] for k in knobs})}: {d}")
 if d["type"] == "overridden" and d["provisional"] != warm:
     fail(f"the actor overrode {d['provisional']}, not the warm config {warm}")
 windows = sum(1 for e in run[offer : decisions[0]] if e["type"] == "window")
-print(f"{d['type']} (hit {d['hit']}) {windows} windows after the warm start")
+print(f"{d['type']} (hit {d['hit']}) {decided} {windows} windows after the warm start")
 PY
 rc=0
 check_history 120 1 "$work/warm_judged_check.py" "$learned" || rc=$?

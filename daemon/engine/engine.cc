@@ -1364,8 +1364,11 @@ Output Engine::warm_start(const Config& remembered, const std::string& why) {
   Output out;
   Config c = sanitize(remembered, nullptr);
   if (c == current_) return out;
-  // A speculator call in flight reasons from the config this replaces.
+  // Calls in flight reason from the config this replaces: an actor answering
+  // from a view without the remembered config would override it unjudged.
+  // Both are asked again once it is measured.
   cancel(out, AgentRole::Speculator);
+  cancel(out, AgentRole::Actor);
   clear_trials();
   apply(out, c, c == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional, "warm_start", why,
         clock_.now_ns());

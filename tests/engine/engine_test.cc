@@ -641,6 +641,31 @@ TEST(Engine, WarmStartIsAProvisionalTheActorConfirms) {
   EXPECT_EQ(d.machine().at(sim::kSlice), 450);
 }
 
+// An actor asked before the warm start answers from a view without the
+// remembered config: that call is cancelled, and the actor is asked again
+// once the remembered config is measured.
+TEST(Engine, WarmStartCancelsCallsFromTheOldView) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = [](const AgentContext&) { return AgentReply{}; };
+  // From the old view (the baseline in force) this actor would move to
+  // 2000 us; from the new one it keeps what is in force.
+  d.actor = [](const AgentContext& ctx) {
+    return reply_with(
+        {ctx.current.at(sim::kSlice) == 450 ? ctx.current : with_slice(ctx.current, 2000)});
+  };
+  d.actor_latency_windows = 5;
+  d.run(1);
+  ASSERT_EQ(d.calls_of(AgentRole::Actor), 1u) << "the actor is asked after the baseline window";
+  const Config warm = with_slice(d.engine().baseline(), 450);
+  d.command(d.engine().warm_start(warm, "remembered"));
+  EXPECT_GE(d.cancels, 1u);
+  d.run(10);
+  ASSERT_GE(d.calls_of(AgentRole::Actor), 2u) << "asked again";
+  for (const auto& a : d.applies) EXPECT_NE(a.action.config.at(sim::kSlice), 2000) << a.action.why;
+  EXPECT_EQ(d.engine().confirmed(), warm);
+  EXPECT_EQ(d.engine().hits(), 1u);
+}
+
 TEST(Engine, WarmStartTheActorDisagreesWithIsOverridden) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
   d.speculator = [](const AgentContext&) { return AgentReply{}; };

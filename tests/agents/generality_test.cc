@@ -135,11 +135,7 @@ TEST(Generality, NoFalseDriftInLongConvergedRuns) {
   EXPECT_LE(alarms, 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(SimWorkloads, Generality,
-                         ::testing::Range(0, static_cast<int>(sim::SimWorkload::all().size())),
-                         [](const ::testing::TestParamInfo<int>& i) {
-                           return sim::SimWorkload::all()[static_cast<size_t>(i.param)].name;
-                         });
+INSTANTIATE_TEST_SUITE_P(SimWorkloads, Generality, sim_workloads(), sim_workload_name);
 
 }  // namespace
 }  // namespace specact::agents_test

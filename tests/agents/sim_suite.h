@@ -3,7 +3,10 @@
 // on a simulated workload with the knob set a default config has.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "agents/policy.h"
@@ -42,6 +45,15 @@ inline std::unique_ptr<engine::testing::SimDriver> builtin_driver(const sim::Sim
   d->speculator_latency_windows = kSpeculatorLatency;
   d->actor_latency_windows = kActorLatency;
   return d;
+}
+
+// Every simulated workload as a gtest parameter, each test named after it:
+//   INSTANTIATE_TEST_SUITE_P(SimWorkloads, Suite, sim_workloads(), sim_workload_name);
+inline auto sim_workloads() {
+  return ::testing::Range(0, static_cast<int>(sim::SimWorkload::all().size()));
+}
+inline std::string sim_workload_name(const ::testing::TestParamInfo<int>& i) {
+  return sim::SimWorkload::all()[static_cast<size_t>(i.param)].name;
 }
 
 }  // namespace specact::agents_test

@@ -145,11 +145,7 @@ TEST(TokenEconomyPrompts, PromptCacheCountsLikeOpenAI) {
   EXPECT_EQ(every.lookup_and_store("abcdefgh2"), 2u);
 }
 
-INSTANTIATE_TEST_SUITE_P(SimWorkloads, TokenEconomy,
-                         ::testing::Range(0, static_cast<int>(sim::SimWorkload::all().size())),
-                         [](const ::testing::TestParamInfo<int>& i) {
-                           return sim::SimWorkload::all()[static_cast<size_t>(i.param)].name;
-                         });
+INSTANTIATE_TEST_SUITE_P(SimWorkloads, TokenEconomy, sim_workloads(), sim_workload_name);
 
 }  // namespace
 }  // namespace specact::agents_test

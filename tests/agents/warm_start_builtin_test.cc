@@ -59,11 +59,7 @@ TEST_P(WarmStartBuiltin, RememberedBestConfigIsJudgedAndKept) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(SimWorkloads, WarmStartBuiltin,
-                         ::testing::Range(0, static_cast<int>(sim::SimWorkload::all().size())),
-                         [](const ::testing::TestParamInfo<int>& i) {
-                           return sim::SimWorkload::all()[static_cast<size_t>(i.param)].name;
-                         });
+INSTANTIATE_TEST_SUITE_P(SimWorkloads, WarmStartBuiltin, sim_workloads(), sim_workload_name);
 
 }  // namespace
 }  // namespace specact::agents_test

@@ -13,6 +13,14 @@ build_dir=${1:-${SPECACT_BUILD_DIR:-build}}
   echo "package-e2e: $build_dir is not a configured build directory (run scripts/test.sh)" >&2
   exit 2
 }
+die() { echo "package-e2e: $*" >&2; exit 2; }
+# Checked before the package build (minutes) rather than after it.
+[[ $(id -u) == 0 ]] || die "needs root (the container test boots systemd-nspawn)"
+for tool in git dpkg-buildpackage lintian systemd-nspawn debootstrap; do
+  command -v "$tool" >/dev/null || die "$tool is missing (bash scripts/install-deps.sh installs it)"
+done
+git rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
+  die "$PWD is not a git checkout: the package is built from its tracked files"
 scratch=$(mktemp -d /tmp/specact-deb.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/specact"

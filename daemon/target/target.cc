@@ -315,6 +315,11 @@ void TargetResolver::validate() {
         if (spec_.cgroup.size() > kMaxCgroupPathLength)
           throw TargetError("cgroup path too long (limit " + std::to_string(kMaxCgroupPathLength) +
                             " bytes)");
+        // The kernel reads a path up to its first NUL: "\0x" would name the
+        // cgroup root itself (every process on the machine).
+        if (std::any_of(spec_.cgroup.begin(), spec_.cgroup.end(),
+                        [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; }))
+          throw TargetError("cgroup path contains a control character (NUL, newline, ...)");
         std::string path = spec_.cgroup;
         if (path.rfind(root, 0) != 0) path = root + (path.starts_with("/") ? "" : "/") + path;
         fs::path norm = fs::path(path).lexically_normal();

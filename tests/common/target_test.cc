@@ -322,5 +322,17 @@ TEST(TargetResolver, CgroupThatAppearsLaterIsFollowed) {
   s.cgroup = "/file";
   TargetResolver file(s, "/proc", root.string());
   EXPECT_THROW(file.validate(), TargetError);
+  // The kernel stops at a NUL: "\0later" would name the root, every process
+  // on the machine (found by fuzz_dbus_args).
+  for (const std::string& bad : {std::string("\0later", 6), std::string("/later\n/app")}) {
+    s.cgroup = bad;
+    TargetResolver r2(s, "/proc", root.string());
+    try {
+      r2.validate();
+      ADD_FAILURE() << "accepted a cgroup path with a control character";
+    } catch (const TargetError& e) {
+      EXPECT_NE(std::string(e.what()).find("control character"), std::string::npos) << e.what();
+    }
+  }
   fs::remove_all(root);
 }

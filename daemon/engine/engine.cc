@@ -746,6 +746,12 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
       better_score = evidence::rank_score(e);
     }
   }
+  // A config measured before is worth another window only while its
+  // comparison with the anchor is unsettled and it is the less known side.
+  auto unsettled_against = [&](const Estimate& known, const Estimate& a) {
+    return evidence::compare(known, a, opts_.evidence) == evidence::Verdict::Unknown &&
+           known.windows < a.windows;
+  };
   while (!better && !trials_.empty()) {
     Trial t = trials_.front();
     trials_.pop_front();
@@ -756,7 +762,7 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
       std::snprintf(buf, sizeof buf, "confidence %.2f below the trial cost %.2f", t.confidence,
                     opts_.trial_cost);
       skip = buf;
-    } else if (known.confident) {
+    } else if (known.confident && !unsettled_against(known, anchor_e)) {
       skip = "already measured";
     }
     if (!skip.empty()) {

@@ -87,6 +87,7 @@ std::optional<double> Pool::add(const Window& w, Metric m) {
     log_sum_all_ += lv;
     ++valued_windows_;
     best_ = best_ == 0 ? *value : std::min(best_, *value);
+    worst_ = std::max(worst_, *value);
     if (!w.low_confidence) {
       log_values_.push_back(lv);
       if (log_values_.size() > max_values_) log_values_.pop_front();
@@ -128,6 +129,7 @@ Estimate Pool::estimate(const EvidenceOptions& o, const Quantisation* quantum,
   e.windows = windows_;
   e.samples = samples_;
   e.window_best_us = best_;
+  e.window_worst_us = worst_;
   e.seconds = seconds_;
   if (throughput_n_ > 0) e.throughput = throughput_sum_ / throughput_n_;
   if (requests_n_ > 0) e.requests_per_s = requests_sum_ / requests_n_;

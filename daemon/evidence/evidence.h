@@ -44,6 +44,7 @@ struct Estimate {
   std::optional<double> throughput;      // mean of throughput_of() per window
   std::optional<double> requests_per_s;  // mean voluntary sleeps per second (requests served)
   double window_best_us = 0;             // the lowest single-window value
+  double window_worst_us = 0;            // the highest single-window value
   uint64_t samples = 0;
   int windows = 0;         // clean windows pooled
   double seconds = 0;      // their total duration
@@ -103,6 +104,7 @@ class Pool {
   double log_sum_all_ = 0;         // every window with a value (incl. low confidence)
   int valued_windows_ = 0;
   double best_ = 0;
+  double worst_ = 0;
   double throughput_sum_ = 0;
   int throughput_n_ = 0;
   double requests_sum_ = 0;

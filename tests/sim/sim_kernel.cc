@@ -191,6 +191,36 @@ SimWorkload SimWorkload::memcached_like() {
   return w;
 }
 
+SimWorkload SimWorkload::periodic_phase_locked() {
+  SimWorkload w = periodic_vs_hogs();
+  w.name = "periodic_phase_locked";
+  w.defaults[kSlice] = 10000;
+  // Shaped on the package e2e's histories: 10 ms slice 0.34-0.43 or 4.1-9.7 ms
+  // (about 3 in 4 slow); 400-430 us 0.32-0.48 ms; 1 ms 0.34 or 1.5 ms; 100 us
+  // 3.5 ms; 31.6 and 100 ms 0.4-1.6 or 3.2-9.7 ms.
+  static const std::vector<std::pair<double, double>> fast = {
+      {100, 3400}, {310, 3400}, {340, 350}, {100000, 350}};
+  w.p95_us = [](const Config& c) {
+    double f = 1;
+    if (value_or(c, kAutogroup, 1) == 0) f *= 0.95;
+    return kPeriodicWorkUs +
+           (interpolate_log(fast, static_cast<double>(value_or(c, kSlice, 10000))) -
+            kPeriodicWorkUs) *
+               f;
+  };
+  w.bimodal_ratio = 15;
+  w.slow_share = [](const Config& c) {
+    // None at or below 560 us, half at 1 ms, three in four from 3 ms on
+    // (linear in log slice between).
+    const double x = std::log(static_cast<double>(value_or(c, kSlice, 10000)));
+    if (x <= std::log(560.0)) return 0.0;
+    if (x <= std::log(1000.0)) return 0.5 * (x - std::log(560.0)) / std::log(1000.0 / 560);
+    return std::min(0.75, 0.5 + 0.25 * (x - std::log(1000.0)) / std::log(3.0));
+  };
+  w.window_noise = 0.1;
+  return w;
+}
+
 double SimWorkload::quantise(double value_us) const {
   if (command_quantum <= 0 || !(value_us > 0)) return value_us;
   const double step = std::log1p(command_quantum);
@@ -198,8 +228,8 @@ double SimWorkload::quantise(double value_us) const {
 }
 
 std::vector<SimWorkload> SimWorkload::all() {
-  return {periodic_vs_hogs(), sysbench_like(),   sysbench_plateau(),
-          pgbench_like(),     cyclictest_like(), memcached_like()};
+  return {periodic_vs_hogs(), sysbench_like(),  sysbench_plateau(),     pgbench_like(),
+          cyclictest_like(),  memcached_like(), periodic_phase_locked()};
 }
 
 std::vector<KnobInfo> full_catalogue(const SimWorkload& w) {
@@ -300,8 +330,14 @@ Config SimKernel::resolve(const Config& config) const {
   return c;
 }
 
+double SimKernel::slow_share(const Config& c) const {
+  if (workload_.bimodal_ratio == 1) return 0;
+  return workload_.slow_share ? workload_.slow_share(c) : 0.5;
+}
+
 double SimKernel::true_p95_us(const Config& config) const {
-  return workload_.p95_us(resolve(config));
+  const Config c = resolve(config);
+  return workload_.p95_us(c) * (slow_share(c) > 0.05 ? workload_.bimodal_ratio : 1.0);
 }
 
 double SimKernel::true_oncpu_ms_per_s(const Config& config) const {
@@ -323,7 +359,7 @@ Window SimKernel::measure(const Config& config, int64_t start_ns, int64_t window
   if (second != noise_second_) {
     std::normal_distribution<double> drift_dist(0.0, workload_.window_noise);
     noise_ = drift_dist(rng_);
-    if (workload_.bimodal_ratio != 1 && std::bernoulli_distribution(0.5)(rng_))
+    if (workload_.bimodal_ratio != 1 && std::bernoulli_distribution(slow_share(c))(rng_))
       noise_ += std::log(workload_.bimodal_ratio);
     noise_second_ = second;
   }

@@ -60,6 +60,17 @@ void round_estimate(evidence::Estimate& e) {
   e.se = r4(e.se);
   e.resolution = r4(e.resolution);
   e.window_best_us = r1(e.window_best_us);
+  // One window's figures coarser still (they only decide whether a trial is
+  // worth another window); a config of one window is its p95 there (prompt
+  // tokens).
+  e.window_sd = std::round(e.window_sd * 100) / 100;
+  if (e.windows < 2) {
+    e.window_worst_us = e.p95_us;
+    e.window_log_mean = std::log(std::max(e.p95_us, 0.1));
+  } else {
+    e.window_worst_us = std::round(e.window_worst_us);
+    e.window_log_mean = std::log(std::max(std::round(std::exp(e.window_log_mean)), 1.0));
+  }
   e.seconds = r1(e.seconds);
   r1(e.p99_us);
   r1(e.throughput);

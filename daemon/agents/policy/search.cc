@@ -67,9 +67,48 @@ Verdict verdict(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvid
   return evidence::compare(e.est, base.est, in.opts);
 }
 
+// A point measured better than `base` by at least one window standard
+// deviation (and more than matters) but still within the noise, while more
+// windows can still settle it: with n windows a side the difference's
+// standard error is sd * sqrt(2 / n), so a gain of one sd is beyond decide_z
+// from n = 2 * decide_z^2 on. A smaller gain is within one window's own
+// spread: on a plateau most neighbours read like that, and chasing each would
+// cost more windows than it could win. Such a point is no plateau.
+int settling_windows(const PolicyInput& in) {
+  return static_cast<int>(std::ceil(2 * in.opts.decide_z * in.opts.decide_z));
+}
+
+bool unresolved_gain(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvidence& base) {
+  if (&e == &base || !e.est.confident || !base.est.confident) return false;
+  if (verdict(in, e, base) != Verdict::Unknown) return false;
+  const double gain = evidence::log_gain(e.est, base.est);
+  if (gain < evidence::effect_threshold(e.est, base.est, in.opts) ||
+      gain < std::max(e.est.window_sd, base.est.window_sd))
+    return false;
+  return e.est.windows < settling_windows(in);
+}
+
+// An unresolved gain known less well than `base`: one more window of it is
+// the cheapest way to settle the comparison (equal windows per side make the
+// difference's standard error smallest). Only
+//  - while every window of it came in below base's typical window: a point
+//    no better than base breaks that run with probability 1/2 per window (a
+//    sign test), so a lucky one is not chased into a false "better" by
+//    repeated looks;
+//  - while it is fresh: measured within the windows a chase takes on both
+//    sides (2 x settling_windows) of the newest window. An older one is a
+//    question the search has moved on from; re-opening it from a converged
+//    config would move knobs without evidence that anything changed.
+bool promising(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvidence& base,
+               uint64_t newest_window) {
+  return unresolved_gain(in, e, base) && e.est.windows < base.est.windows &&
+         e.est.window_worst_us < std::exp(base.est.window_log_mean) &&
+         e.last_window + 2 * static_cast<uint64_t>(settling_windows(in)) >= newest_window;
+}
+
 bool flat(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvidence& base) {
   Verdict v = verdict(in, e, base);
-  return v == Verdict::Same || v == Verdict::Unknown;
+  return v == Verdict::Same || (v == Verdict::Unknown && !unresolved_gain(in, e, base));
 }
 
 // The points on the line beyond `at` in direction dir (not the same value).
@@ -187,7 +226,12 @@ std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvid
     return screen_rank(in, *a) < screen_rank(in, *b);
   });
 
-  std::vector<Step> screens, refines;
+  std::vector<Step> confirms, screens, refines;
+  // One promising point at a time, the best ranked: every chase is another
+  // chance for a lucky point to look better, so they are not run in parallel.
+  const ConfigEvidence* chase = nullptr;
+  uint64_t newest = 0;
+  for (const auto& e : evidence) newest = std::max(newest, e.last_window);
   std::map<Config, bool> proposed;
   auto propose = [&](std::vector<Step>& into, Step::Kind kind, const KnobInfo& k, int64_t v,
                      std::string why) {
@@ -208,6 +252,10 @@ std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvid
     for (const auto& p : pts)
       if (!p.e->est.confident) pending = true;
     if (pending) continue;
+    for (const auto& p : pts)
+      if (promising(in, *p.e, incumbent, newest) &&
+          (!chase || evidence::rank_score(p.e->est) < evidence::rank_score(chase->est)))
+        chase = p.e;
 
     if (k.domain.scale == KnobScale::Enum) {
       for (int dir : {-1, +1})
@@ -274,8 +322,19 @@ std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvid
       propose(refines, Step::Kind::Refine, k, *best_mid,
               "bracketing: halving the widest gap to a worse neighbour");
   }
-  for (auto& r : refines) screens.push_back(std::move(r));
-  return screens;
+  if (chase) {
+    Config c = full_config(in, chase->config);
+    std::string knob;
+    for (const auto& k : in.knobs)
+      if (c.at(k.name) != base.at(k.name)) knob = k.name;
+    confirms.push_back({Step::Kind::Confirm, c, knob,
+                        "measuring again: p95 " + std::to_string(std::llround(chase->est.p95_us)) +
+                            " us over " + std::to_string(chase->est.windows) +
+                            " windows, below the best config's but still within the noise"});
+  }
+  for (auto& r : screens) confirms.push_back(std::move(r));
+  for (auto& r : refines) confirms.push_back(std::move(r));
+  return confirms;
 }
 
 }  // namespace specact::policy

@@ -2,6 +2,9 @@
 // config (the incumbent), stateless (everything it needs is in the evidence,
 // so the same input always gives the same steps).
 //
+//  0. A point measured better than the incumbent but still within the noise,
+//     and known less well, is measured again before anything else: set aside
+//     as "no better" it would hide the very effect the search looks for.
 //  1. Screen before refining: every searched knob first gets large, safe
 //     steps from the incumbent, half-way to each edge of its domain (on the
 //     log scale for log knobs), or to each neighbouring enum value; the
@@ -24,7 +27,7 @@
 namespace specact::policy {
 
 struct Step {
-  enum class Kind { Burst, Screen, Widen, Refine };
+  enum class Kind { Confirm, Burst, Screen, Widen, Refine };
   Kind kind = Kind::Screen;
   Config config;
   std::string knob;

@@ -1,5 +1,6 @@
 // The state JSON block of every prompt, both ways, and the reply payload.
 // Field names are stable (daemon/agents/README.md documents them).
+#include <cmath>
 #include <stdexcept>
 
 #include "agents/policy.h"
@@ -98,6 +99,13 @@ json estimate_to_state(const evidence::Estimate& e) {
             {"seconds", e.seconds}};
   if (e.resolution != evidence::kHistogramResolution) j["resolution"] = e.resolution;
   if (!e.confident) j["confident"] = false;
+  // One window's spread, typical and highest p95, as [sd of log, geometric
+  // mean, highest]: what the search's "measure it again" rule reads.
+  // A config of one window: only the spread (its one window is its p95).
+  if (e.windows >= 2)
+    j["win"] = {e.window_sd, std::round(std::exp(e.window_log_mean)), e.window_worst_us};
+  else if (e.windows == 1)
+    j["win"] = {e.window_sd};
   return j;
 }
 
@@ -114,6 +122,19 @@ evidence::Estimate estimate_from_state(const json& j) {
   e.throughput = opt_double(j, "throughput");
   e.requests_per_s = opt_double(j, "requests_per_s");
   e.window_best_us = j.value("best_window_p95_us", e.p95_us);
+  e.window_log_mean = std::log(std::max(e.p95_us, 0.1));
+  e.window_worst_us = e.p95_us;
+  if (auto it = j.find("win"); it != j.end()) {
+    if (!it->is_array() || (it->size() != 1 && it->size() != 3))
+      throw std::invalid_argument("state: bad win");
+    e.window_sd = (*it)[0].get<double>();
+    if (it->size() == 3) {
+      const double mean_us = (*it)[1].get<double>();
+      if (!(mean_us > 0)) throw std::invalid_argument("state: bad win");
+      e.window_log_mean = std::log(mean_us);
+      e.window_worst_us = (*it)[2].get<double>();
+    }
+  }
   e.samples = j.at("samples").get<uint64_t>();
   e.windows = j.at("windows").get<int>();
   e.seconds = j.at("seconds").get<double>();

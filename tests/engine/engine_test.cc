@@ -283,6 +283,33 @@ TEST(Engine, TrialsThatAreNoBetterReturnToTheAnchor) {
   EXPECT_EQ(d.machine().at(sim::kSlice), 450);
 }
 
+// A config measured before is tried again only while its comparison with the
+// round's anchor is unsettled and it is the less known side (the search's
+// "measure it again"); a settled one is skipped as already measured.
+TEST(Engine, AKnownTrialRunsAgainOnlyWhileItsComparisonIsUnsettled) {
+  auto trials_of = [](int64_t anchor, int64_t trial) {
+    EngineOptions o = base_options();
+    o.speculator_top_k = 2;
+    SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+    d.speculator = [=](const AgentContext& ctx) {
+      return reply_with({with_slice(ctx.current, anchor), with_slice(ctx.current, trial)}, 0.6);
+    };
+    d.actor = never_answers_usefully();
+    d.actor_latency_windows = 40;
+    d.run(12);
+    size_t n = 0;
+    for (const auto& a : d.applies)
+      if (a.action.config.at(sim::kSlice) == trial) ++n;
+    return std::make_pair(n, d.count("trial_skipped"));
+  };
+  // 3000 and 10000 us: 3.9 and 3.6 ms, within the noise after a window each.
+  EXPECT_GE(trials_of(3000, 10000).first, 2u);
+  // 450 and 3000 us: 0.34 against 3.9 ms, settled by one window.
+  auto [settled, settled_skips] = trials_of(450, 3000);
+  EXPECT_EQ(settled, 1u);
+  EXPECT_GE(settled_skips, 1u);
+}
+
 TEST(Engine, TopKTrialsAreLaunchedSelectively) {
   EngineOptions o = base_options();
   o.speculator_top_k = 3;

@@ -229,6 +229,13 @@ until learned=$(learned_for_demo); do
   sleep 1
 done
 step "learned for the target after $(( $(date +%s) - learn_start )) s: $learned"
+# For the log: how the search got there (trials measured again: the search's
+# step 0 for one-window trials within a wide spread).
+step "how: $(in_ct cat /var/lib/specactd/history.jsonl | python3 -c 'import json, sys
+applied = [json.loads(l).get("summary", "") for l in sys.stdin if "\"applied\"" in l]
+applied = [s for s in applied if s.startswith("speculator applied")]
+print(len([s for s in applied if "(trial " in s]), "trials,",
+      len([s for s in applied if "measuring again" in s]), "of them measured again")')"
 in_ct systemctl restart specactd || fail "systemctl restart specactd failed"
 # The new run measures window 1 (the baseline, the saved pins restored
 # first) and offers the remembered config at its end: it must be the first

@@ -67,17 +67,19 @@ Verdict verdict(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvid
   return evidence::compare(e.est, base.est, in.opts);
 }
 
-// A point measured better than `base` by at least one window standard
-// deviation (and more than matters) but still within the noise, while more
-// windows can still settle it: with n windows a side the difference's
-// standard error is sd * sqrt(2 / n), so a gain of one sd is beyond decide_z
-// from n = 2 * decide_z^2 on. A smaller gain is within one window's own
-// spread: on a plateau most neighbours read like that, and chasing each would
-// cost more windows than it could win. Such a point is no plateau.
+// Windows a side that settle a gain of one window standard deviation: with n
+// windows a side the difference's standard error is sd * sqrt(2 / n), so a
+// gain of one sd is beyond decide_z from n = 2 * decide_z^2 on.
 int settling_windows(const PolicyInput& in) {
   return static_cast<int>(std::ceil(2 * in.opts.decide_z * in.opts.decide_z));
 }
 
+// A point measured better than `base` by at least one window standard
+// deviation (and more than matters) but still within the noise, while more
+// windows can still settle it (fewer than settling_windows). A smaller gain
+// is within one window's own spread: on a plateau most neighbours read like
+// that, and chasing each would cost more windows than it could win. Such a
+// point is no plateau.
 bool unresolved_gain(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvidence& base) {
   if (&e == &base || !e.est.confident || !base.est.confident) return false;
   if (verdict(in, e, base) != Verdict::Unknown) return false;

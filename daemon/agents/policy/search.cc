@@ -232,6 +232,8 @@ std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvid
   // One promising point at a time, the best ranked: every chase is another
   // chance for a lucky point to look better, so they are not run in parallel.
   const ConfigEvidence* chase = nullptr;
+  const KnobInfo* chase_knob = nullptr;
+  int64_t chase_value = 0;
   uint64_t newest = 0;
   for (const auto& e : evidence) newest = std::max(newest, e.last_window);
   std::map<Config, bool> proposed;
@@ -256,8 +258,11 @@ std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvid
     if (pending) continue;
     for (const auto& p : pts)
       if (promising(in, *p.e, incumbent, newest) &&
-          (!chase || evidence::rank_score(p.e->est) < evidence::rank_score(chase->est)))
+          (!chase || evidence::rank_score(p.e->est) < evidence::rank_score(chase->est))) {
         chase = p.e;
+        chase_knob = &k;
+        chase_value = p.value;
+      }
 
     if (k.domain.scale == KnobScale::Enum) {
       for (int dir : {-1, +1})
@@ -324,16 +329,11 @@ std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvid
       propose(refines, Step::Kind::Refine, k, *best_mid,
               "bracketing: halving the widest gap to a worse neighbour");
   }
-  if (chase) {
-    Config c = full_config(in, chase->config);
-    std::string knob;
-    for (const auto& k : in.knobs)
-      if (c.at(k.name) != base.at(k.name)) knob = k.name;
-    confirms.push_back({Step::Kind::Confirm, c, knob,
-                        "measuring again: p95 " + std::to_string(std::llround(chase->est.p95_us)) +
-                            " us over " + std::to_string(chase->est.windows) +
-                            " windows, below the best config's but still within the noise"});
-  }
+  if (chase)
+    propose(confirms, Step::Kind::Confirm, *chase_knob, chase_value,
+            "measuring again: p95 " + std::to_string(std::llround(chase->est.p95_us)) +
+                " us over " + std::to_string(chase->est.windows) +
+                " windows, below the best config's but still within the noise");
   for (auto& r : screens) confirms.push_back(std::move(r));
   for (auto& r : refines) confirms.push_back(std::move(r));
   return confirms;

@@ -756,6 +756,13 @@ void Engine::run_trials(Output& out, int64_t at_ns) {
     Trial t = trials_.front();
     trials_.pop_front();
     Estimate known = evidence_.estimate(t.config);
+    // Measured better than the anchor already (by windows of earlier rounds):
+    // the round ends on it, as on a trial that won just now.
+    if (known.confident && feasible(known) &&
+        evidence::compare(known, anchor_e, opts_.evidence) == evidence::Verdict::Better) {
+      better = t.config;
+      break;
+    }
     std::string skip;
     if (t.confidence < opts_.trial_cost) {
       char buf[128];

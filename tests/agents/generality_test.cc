@@ -24,7 +24,8 @@ namespace {
 constexpr int kSeeds = 10;
 
 struct RunResult {
-  uint64_t reach = 0;  // first window within 10 % of the grid best (0: never)
+  uint64_t reach = 0;    // first window within 10 % of the grid best (0: never)
+  uint64_t settled = 0;  // from here the config held (trials aside) stays within (0: never)
   uint64_t hits = 0, misses = 0;
   size_t late_changes = 0;  // applies in the second half
   double final_p95 = 0;
@@ -45,6 +46,7 @@ RunResult run_once(const sim::SimWorkload& w, Mode mode, uint64_t seed, double g
   }
   RunResult r;
   r.reach = d.first_within(grid_p95);
+  r.settled = d.held_within(grid_p95);
   r.hits = d.engine().hits();
   r.misses = d.engine().misses();
   for (const auto& a : d.applies)
@@ -56,6 +58,7 @@ RunResult run_once(const sim::SimWorkload& w, Mode mode, uint64_t seed, double g
 
 struct Tally {
   int reached_in_10 = 0, reached = 0, quiet = 0, guards_kept = 0, ends_within = 0;
+  int settled_in_10 = 0;
   uint64_t hits = 0, decisions = 0;
   std::vector<uint64_t> reach;
 };
@@ -75,6 +78,7 @@ TEST_P(Generality, EveryWorkloadConvergesFastAndStays) {
       Tally& t = m == Mode::Speculative ? spec : actor;
       if (r.reach && r.reach <= 10) ++t.reached_in_10;
       if (r.reach) ++t.reached;
+      if (r.settled && r.settled <= 10) ++t.settled_in_10;
       // Reaching a good config once is not enough: the run must end on one
       // (printed for actor-only, which may still be exploring at the end).
       if (r.final_p95 <= 1.1 * grid_p95) ++t.ends_within;
@@ -85,23 +89,25 @@ TEST_P(Generality, EveryWorkloadConvergesFastAndStays) {
       t.decisions += r.hits + r.misses;
       t.reach.push_back(r.reach);
       std::printf(
-          "%s seed %2llu %-12s reach %3llu  late changes %2zu  final %8.0f us  hits %llu/%llu\n",
+          "%s seed %2llu %-12s reach %3llu  settled %3llu  late changes %2zu  final %8.0f us  "
+          "hits %llu/%llu\n",
           w.name.c_str(), static_cast<unsigned long long>(seed), to_string(m).c_str(),
-          static_cast<unsigned long long>(r.reach), r.late_changes, r.final_p95,
-          static_cast<unsigned long long>(r.hits),
+          static_cast<unsigned long long>(r.reach), static_cast<unsigned long long>(r.settled),
+          r.late_changes, r.final_p95, static_cast<unsigned long long>(r.hits),
           static_cast<unsigned long long>(r.hits + r.misses));
     }
   }
   const double hit_rate =
       spec.decisions ? static_cast<double>(spec.hits) / static_cast<double>(spec.decisions) : 1.0;
   std::printf(
-      "%s: untuned %.0f us, grid best %.0f us; speculative within 10 windows %d/%d, quiet second "
+      "%s: untuned %.0f us, grid best %.0f us; speculative within 10 windows %d/%d (settled: "
+      "%d/%d), quiet second "
       "half %d/%d, hit rate %.2f (%llu/%llu), ends within 10%% %d/%d; actor-only reached %d/%d "
       "(within 10: %d), ends within 10%% %d/%d\n",
-      w.name.c_str(), base_p95, grid_p95, spec.reached_in_10, kSeeds, spec.quiet, kSeeds, hit_rate,
-      static_cast<unsigned long long>(spec.hits), static_cast<unsigned long long>(spec.decisions),
-      spec.ends_within, kSeeds, actor.reached, kSeeds, actor.reached_in_10, actor.ends_within,
-      kSeeds);
+      w.name.c_str(), base_p95, grid_p95, spec.reached_in_10, kSeeds, spec.settled_in_10, kSeeds,
+      spec.quiet, kSeeds, hit_rate, static_cast<unsigned long long>(spec.hits),
+      static_cast<unsigned long long>(spec.decisions), spec.ends_within, kSeeds, actor.reached,
+      kSeeds, actor.reached_in_10, actor.ends_within, kSeeds);
   EXPECT_GE(spec.reached_in_10, 9) << w.name;
   EXPECT_GE(actor.reached, 9) << w.name;
   EXPECT_GE(spec.ends_within, 9) << w.name;

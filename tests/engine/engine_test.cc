@@ -310,6 +310,35 @@ TEST(Engine, AKnownTrialRunsAgainOnlyWhileItsComparisonIsUnsettled) {
   EXPECT_GE(settled_skips, 1u);
 }
 
+// A trial already measured better than the round's anchor (in an earlier
+// round, against another anchor) ends the round on it instead of being
+// skipped as already measured.
+TEST(Engine, AKnownTrialBetterThanTheAnchorEndsTheRoundOnIt) {
+  EngineOptions o = base_options();
+  o.speculator_top_k = 2;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int guesses = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    if (ctx.measurements_only) return AgentReply{};
+    // 450 us: 0.34 ms; 1000 us: ~1.6 ms; 10000 us: 3.6 ms.
+    const int64_t anchor = guesses++ == 0 ? 450 : 10000;
+    return reply_with({with_slice(ctx.current, anchor), with_slice(ctx.current, 1000)}, 0.6);
+  };
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 4;
+  d.run(16);
+  ASSERT_GE(guesses, 2);
+  bool ended_on_known = false;
+  for (const auto& a : d.applies)
+    if (a.action.config.at(sim::kSlice) == 1000 &&
+        a.action.why.find("trial better than the round's anchor") != std::string::npos)
+      ended_on_known = true;
+  EXPECT_TRUE(ended_on_known);
+  for (const auto& e : d.events)
+    if (e.type == "trial_skipped")
+      EXPECT_EQ(e.summary.find("1000"), std::string::npos) << e.summary;
+}
+
 TEST(Engine, TopKTrialsAreLaunchedSelectively) {
   EngineOptions o = base_options();
   o.speculator_top_k = 3;

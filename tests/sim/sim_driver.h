@@ -69,6 +69,7 @@ class SimDriver {
   std::vector<CallRecord> calls;
   std::vector<double> true_p95;  // per window: true p95 of the config in force at its end
   std::vector<Config> in_force;  // per window: machine config at its end
+  std::vector<bool> in_trial;    // per window: that config is a speculator's trial
   uint64_t cancels = 0;
 
   // Runs `n` windows.
@@ -115,6 +116,7 @@ class SimDriver {
     }
     true_p95.push_back(kernel_.true_p95_us(machine_));
     in_force.push_back(machine_);
+    in_trial.push_back(trial_in_force_);
     execute(engine_.on_window(merged));
   }
 
@@ -123,6 +125,7 @@ class SimDriver {
     for (auto& a : out.actions) {
       if (auto* ap = std::get_if<ApplyAction>(&a)) {
         applies.push_back({windows_, *ap});
+        trial_in_force_ = ap->why.rfind("trial ", 0) == 0;
         ApplyOutcome o;
         if (rate_limit && rate_limit(*ap)) {
           // The knob layer's rate limit held every changed knob back.
@@ -174,6 +177,21 @@ class SimDriver {
       if (true_p95[i] <= target_us * (1 + tol)) return i + 1;
     return 0;
   }
+  // First window from which every later window's config is within `tol` of
+  // `target_us`, trials aside (a trial is one window of exploration; the
+  // config held between them is what the search has reached); 0 when never.
+  uint64_t held_within(double target_us, double tol = 0.10) const {
+    uint64_t first = 0;
+    for (size_t i = 0; i < true_p95.size(); ++i) {
+      if (in_trial[i]) continue;
+      if (true_p95[i] <= target_us * (1 + tol)) {
+        if (!first) first = i + 1;
+      } else {
+        first = 0;
+      }
+    }
+    return first;
+  }
   // First window from which every later window's config is within `tol`; 0 when never.
   uint64_t settled_within(double target_us, double tol = 0.10) const {
     uint64_t first = 0;
@@ -204,6 +222,7 @@ class SimDriver {
   Config machine_;
   uint64_t windows_ = 0;
   std::optional<std::pair<int64_t, AgentReply>> pending_[2];
+  bool trial_in_force_ = false;
 };
 
 // A reply with the given candidates (best first).

@@ -88,6 +88,10 @@ struct SimWorkload {
   // (~15x); a slice just above the burst makes every window fast. A single
   // window at a good slice looks like the baseline's fast windows.
   static SimWorkload periodic_phase_locked();
+  // The bundled demo as bench/suite runs it (4 hogs, default slice): a lower
+  // nice alone makes it fast at any slice; a slice just above the burst helps
+  // too but lands about one window in three in a slower phase.
+  static SimWorkload periodic_nice_dominant();
   // Every workload above and the two older ones, for suites that sweep them.
   static std::vector<SimWorkload> all();
 };

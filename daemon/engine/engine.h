@@ -192,6 +192,9 @@ class Engine {
   const std::deque<WindowRecord>& history() const { return history_; }
   const EngineOptions& options() const { return opts_; }
   size_t pending_trials() const { return trials_.size(); }
+  // The config in force is a speculator's trial (one window of exploration),
+  // not the round's anchor.
+  bool trial_in_force() const { return !trial_round_.empty() && current_ != trial_round_.front(); }
 
  private:
   struct RoleState {

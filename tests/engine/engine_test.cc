@@ -334,9 +334,11 @@ TEST(Engine, AKnownTrialBetterThanTheAnchorEndsTheRoundOnIt) {
         a.action.why.find("trial better than the round's anchor") != std::string::npos)
       ended_on_known = true;
   EXPECT_TRUE(ended_on_known);
-  for (const auto& e : d.events)
-    if (e.type == "trial_skipped")
+  for (const auto& e : d.events) {
+    if (e.type == "trial_skipped") {
       EXPECT_EQ(e.summary.find("1000"), std::string::npos) << e.summary;
+    }
+  }
 }
 
 TEST(Engine, TopKTrialsAreLaunchedSelectively) {

@@ -116,7 +116,7 @@ class SimDriver {
     }
     true_p95.push_back(kernel_.true_p95_us(machine_));
     in_force.push_back(machine_);
-    in_trial.push_back(trial_in_force_);
+    in_trial.push_back(engine_.trial_in_force());
     execute(engine_.on_window(merged));
   }
 
@@ -125,7 +125,6 @@ class SimDriver {
     for (auto& a : out.actions) {
       if (auto* ap = std::get_if<ApplyAction>(&a)) {
         applies.push_back({windows_, *ap});
-        trial_in_force_ = ap->why.rfind("trial ", 0) == 0;
         ApplyOutcome o;
         if (rate_limit && rate_limit(*ap)) {
           // The knob layer's rate limit held every changed knob back.
@@ -222,7 +221,6 @@ class SimDriver {
   Config machine_;
   uint64_t windows_ = 0;
   std::optional<std::pair<int64_t, AgentReply>> pending_[2];
-  bool trial_in_force_ = false;
 };
 
 // A reply with the given candidates (best first).

@@ -67,13 +67,6 @@ Verdict verdict(const PolicyInput& in, const ConfigEvidence& e, const ConfigEvid
   return evidence::compare(e.est, base.est, in.opts);
 }
 
-// Windows a side that settle a gain of one window standard deviation: with n
-// windows a side the difference's standard error is sd * sqrt(2 / n), so a
-// gain of one sd is beyond decide_z from n = 2 * decide_z^2 on.
-int settling_windows(const PolicyInput& in) {
-  return static_cast<int>(std::ceil(2 * in.opts.decide_z * in.opts.decide_z));
-}
-
 // A point measured better than `base` by at least one window standard
 // deviation (and more than matters) but still within the noise, while more
 // windows can still settle it (fewer than settling_windows). A smaller gain
@@ -169,6 +162,13 @@ std::string arrow(const KnobInfo& k, int64_t from, int64_t to) {
 }
 
 }  // namespace
+
+// With n windows a side the difference's standard error is sd * sqrt(2 / n),
+// so a gain of one window standard deviation is beyond decide_z from
+// n = 2 * decide_z^2 on.
+int settling_windows(const PolicyInput& in) {
+  return static_cast<int>(std::ceil(2 * in.opts.decide_z * in.opts.decide_z));
+}
 
 const ConfigEvidence* champion(const PolicyInput& in, const std::vector<ConfigEvidence>& evidence) {
   const ConfigEvidence* best = nullptr;

@@ -34,6 +34,9 @@ struct Step {
   std::string why;
 };
 
+// Windows a side that settle a gain of one window standard deviation.
+int settling_windows(const PolicyInput& in);
+
 // Next steps from `incumbent` (a config with confident evidence), most useful
 // first; empty when the search has nothing left to measure.
 std::vector<Step> next_steps(const PolicyInput& in, const std::vector<ConfigEvidence>& evidence,

@@ -59,14 +59,18 @@ bool holds_up(const PolicyInput& in, const ConfigEvidence& champ) {
 // will be in force): while their comparison is within the noise and the best
 // config is the less known side, one more window of it settles the
 // comparison fastest (equal windows a side make the difference's standard
-// error smallest). Steps measured from a best config known by one window
-// would otherwise pile up around it while the config in force collects the
-// windows.
+// error smallest), up to the windows that settle a gain of one window
+// standard deviation (the config in force collects a window every round
+// too: past that, the two are a plateau). Steps measured from a best config
+// known by one window would otherwise pile up around it while the config in
+// force collects the windows.
 std::optional<Candidate> settle_champion(const PolicyInput& in, const ConfigEvidence& champ,
                                          const Config& anchor) {
   if (policy::same_config(in, champ.config, anchor)) return std::nullopt;
   const ConfigEvidence* a = policy::find_evidence(in, in.evidence, anchor);
-  if (!a || !a->est.confident || champ.est.windows >= a->est.windows) return std::nullopt;
+  if (!a || !a->est.confident || champ.est.windows >= a->est.windows ||
+      champ.est.windows >= policy::settling_windows(in))
+    return std::nullopt;
   if (evidence::compare(champ.est, a->est, in.opts) != evidence::Verdict::Unknown)
     return std::nullopt;
   Candidate c;

@@ -415,6 +415,16 @@ KnobInfo log_knob(const char* name, int64_t lo, int64_t hi, int64_t v) {
   return k;
 }
 
+KnobInfo nice_knob() {
+  KnobInfo k;
+  k.name = "task.nice";
+  k.family = "task";
+  k.domain = {-20, 19, KnobScale::Linear, {}};
+  k.available = true;
+  k.current = 0;
+  return k;
+}
+
 }  // namespace
 
 // A plateau widens to the domain edge (where a cliff can hide), and a knob whose
@@ -492,12 +502,7 @@ TEST(Search, AOneWindowTrialFarBelowABimodalBaselineIsMeasuredAgain) {
 // collected the windows. The best config is measured again first while it is
 // the less known side of a comparison still within the noise.
 TEST(Search, TheBestConfigIsMeasuredAgainWhileLessKnownThanTheConfigInForce) {
-  KnobInfo nice;
-  nice.name = "task.nice";
-  nice.family = "task";
-  nice.domain = {-20, 19, KnobScale::Linear, {}};
-  nice.available = true;
-  nice.current = 0;
+  KnobInfo nice = nice_knob();
   const std::vector<double> guess_windows = {385, 369, 1400, 352, 1400};
   size_t guess_seen = 0;
   Scripted s({log_knob("task.slice_us", 100, 100000, 10000), nice}, [&](const Config& c) {
@@ -528,12 +533,7 @@ TEST(Search, TheBestConfigIsMeasuredAgainWhileLessKnownThanTheConfigInForce) {
 // Relative knobs come after direct ones while the target alone keeps every
 // CPU busy; conditional knobs are never searched.
 TEST(Search, RelativeKnobsLastWhenSaturatedConditionalNever) {
-  KnobInfo nice;
-  nice.name = "task.nice";
-  nice.family = "task";
-  nice.domain = {-20, 19, KnobScale::Linear, {}};
-  nice.available = true;
-  nice.current = 0;
+  KnobInfo nice = nice_knob();
   nice.effect = KnobEffect::Relative;
   KnobInfo rr = log_knob("sysctl.kernel.sched_rr_timeslice_ms", 1, 1000, 100);
   rr.family = "sysctl";

@@ -46,7 +46,7 @@ RunResult run_once(const sim::SimWorkload& w, Mode mode, uint64_t seed, double g
   }
   RunResult r;
   r.reach = d.first_within(grid_p95);
-  r.settled = d.held_within(grid_p95);
+  r.settled = d.settled_within(grid_p95);
   r.hits = d.engine().hits();
   r.misses = d.engine().misses();
   for (const auto& a : d.applies)

@@ -176,35 +176,31 @@ class SimDriver {
       if (true_p95[i] <= target_us * (1 + tol)) return i + 1;
     return 0;
   }
-  // First window from which every later window's config is within `tol` of
-  // `target_us`, trials aside (a trial is one window of exploration; the
-  // config held between them is what the search has reached); 0 when never.
-  uint64_t held_within(double target_us, double tol = 0.10) const {
-    uint64_t first = 0;
-    for (size_t i = 0; i < true_p95.size(); ++i) {
-      if (in_trial[i]) continue;
-      if (true_p95[i] <= target_us * (1 + tol)) {
-        if (!first) first = i + 1;
-      } else {
-        first = 0;
-      }
-    }
-    return first;
-  }
-  // First window from which every later window's config is within `tol`; 0 when never.
+  // First window from which the config held stays within `tol` of `target_us`
+  // to the end, trials aside (a trial is one window of exploration; the config
+  // held between them is what the search has reached); 0 when never. The
+  // Generality suite's "settled".
   uint64_t settled_within(double target_us, double tol = 0.10) const {
-    uint64_t first = 0;
-    for (size_t i = 0; i < true_p95.size(); ++i) {
-      if (true_p95[i] <= target_us * (1 + tol)) {
-        if (!first) first = i + 1;
-      } else {
-        first = 0;
-      }
-    }
-    return first;
+    return first_staying_within(target_us, tol, /*skip_trials=*/true);
+  }
+  // The same with every window counted, trials included; 0 when never.
+  uint64_t every_window_within(double target_us, double tol = 0.10) const {
+    return first_staying_within(target_us, tol, /*skip_trials=*/false);
   }
 
  private:
+  uint64_t first_staying_within(double target_us, double tol, bool skip_trials) const {
+    uint64_t first = 0;
+    for (size_t i = 0; i < true_p95.size(); ++i) {
+      if (skip_trials && in_trial[i]) continue;
+      if (true_p95[i] <= target_us * (1 + tol)) {
+        if (!first) first = i + 1;
+      } else {
+        first = 0;
+      }
+    }
+    return first;
+  }
   static void merge(Window& into, const Window& part, bool& any) {
     into.runq_hist.merge(part.runq_hist);
     into.service_hist.merge(part.service_hist);

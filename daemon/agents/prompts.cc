@@ -197,7 +197,9 @@ ChatPrompt build_prompt(const AgentContext& ctx, const PromptTemplates& template
       {"ask", in.measurements_only
                   ? "Your guess for the actor's pending decision is in force already: propose up "
                     "to " +
-                        std::to_string(in.top_k) + " measurements only (step 2), no guess."
+                        std::to_string(in.top_k) +
+                        " measurements only (step 2), no guess; none if no measurement is worth "
+                        "a window."
                   : "Propose up to " + std::to_string(in.top_k) + " configurations."},
       {"current", config_text(in, in.current)},
       {"confirmed", config_text(in, in.confirmed)},

@@ -198,7 +198,9 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
   if (!j.contains("candidates")) return reject_all("missing \"candidates\"", 1);
   const json& cands = j["candidates"];
   if (!cands.is_array()) return reject_all("\"candidates\" is not an array", 1);
-  if (cands.empty() && !reply.wants_more_evidence)
+  // A speculator asked for measurements only may find none worth a window:
+  // an empty list is then an answer (the engine asks less often), not an error.
+  if (cands.empty() && !reply.wants_more_evidence && !ctx.measurements_only)
     return reject_all("no candidates and no request for more evidence", 1);
 
   size_t top_k = static_cast<size_t>(std::max(1, ctx.top_k));
@@ -299,7 +301,7 @@ ValidationResult validate_reply(const std::string& content, const AgentContext& 
     for (auto& n : clamps) res.notes.push_back(std::move(n));
     reply.candidates.push_back({std::move(config), conf, std::move(rationale)});
   }
-  if (reply.candidates.empty() && !reply.wants_more_evidence) {
+  if (reply.candidates.empty() && !reply.wants_more_evidence && !cands.empty()) {
     std::string joined;
     for (const auto& r : reasons) joined += (joined.empty() ? "" : "; ") + r;
     reply.error =

@@ -243,6 +243,21 @@ TEST(ReplyValidation, SoundRepliesPass) {
   EXPECT_TRUE(v.reply.wants_more_evidence);
 }
 
+TEST(ReplyValidation, NoMeasurementIsAnAnswerOnlyToAMeasurementsOnlyRequest) {
+  // The builtin speculator's reply through the JSON protocol when nothing is
+  // worth a window: it was rejected as invalid and logged as an agent error.
+  AgentContext ctx = context();
+  const std::string none = R"({"candidates":[],"wants_more_evidence":false})";
+  ctx.measurements_only = true;
+  ValidationResult v = validate_reply(none, ctx);
+  EXPECT_TRUE(v.reply.ok()) << v.reply.error;
+  EXPECT_TRUE(v.reply.candidates.empty());
+  ctx.measurements_only = false;
+  v = validate_reply(none, ctx);
+  EXPECT_FALSE(v.reply.ok());
+  EXPECT_NE(v.reply.error.find("no candidates and no request for more evidence"), std::string::npos);
+}
+
 TEST(ReplyValidation, LongRationaleIsCutOnACharacterBoundary) {
   AgentContext ctx = context();
   std::string r(299, 'a');

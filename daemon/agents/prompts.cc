@@ -198,8 +198,7 @@ ChatPrompt build_prompt(const AgentContext& ctx, const PromptTemplates& template
                   ? "Your guess for the actor's pending decision is in force already: propose up "
                     "to " +
                         std::to_string(in.top_k) +
-                        " measurements only (step 2), no guess; none if no measurement is worth "
-                        "a window."
+                        " measurements only (step 2), none if none is worth a window."
                   : "Propose up to " + std::to_string(in.top_k) + " configurations."},
       {"current", config_text(in, in.current)},
       {"confirmed", config_text(in, in.confirmed)},

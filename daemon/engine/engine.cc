@@ -1038,8 +1038,19 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
   trial_round_ = {anchor};
   for (size_t i = measuring ? 0 : 1; i < cands.size(); ++i)
     if (cands[i].config != anchor) trials_.push_back(cands[i]);
-  if (measuring) return;  // run_trials starts them at the next window
-  if (anchor == current_) return;
+  if (measuring || anchor == current_) {
+    // The anchor is in force. The runtime begins a new window at a write
+    // between windows: a trial started now costs the anchor the part of the
+    // open window measured so far and gives the trial the rest of it, so it
+    // starts now when the rest is the larger part, else at the boundary.
+    if (!history_.empty()) {
+      const Window& last = history_.back().window;
+      const int64_t now = clock_.now_ns();
+      const int64_t open_since = std::max(last.end_ns, config_since_ns_);
+      if (2 * (now - open_since) < last.end_ns - last.start_ns) run_trials(out, now);
+    }
+    return;
+  }
   apply(
       out, anchor, anchor == confirmed_ ? ApplyKind::Revert : ApplyKind::Provisional, "speculator",
       cands[0].rationale.empty() ? std::string("speculator's best candidate") : cands[0].rationale,

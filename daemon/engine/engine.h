@@ -132,6 +132,9 @@ class Engine {
   Engine(EngineOptions opts, const Clock& clock, std::vector<KnobInfo> knobs, Config baseline);
 
   Output on_window(const Window& w);
+  // An apply emitted here (between windows) is expected to restart the window
+  // at the write (the runtime does): a speculator's first trial may start at
+  // once (when less than half of the open window has passed).
   Output on_agent_reply(AgentRole role, const AgentReply& reply);
   Output on_apply_outcome(const ApplyOutcome& outcome);
   // Knobs yielded outside an apply (the knob layer's periodic check).

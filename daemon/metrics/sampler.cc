@@ -202,17 +202,21 @@ size_t LatencySampler::target_map_entries() const {
   return n;
 }
 
+void LatencySampler::restart_window(int64_t now_ns) {
+  impl_->prev = impl_->read_totals();
+  impl_->started = true;
+  impl_->window_start_ns = now_ns;
+}
+
 Window LatencySampler::close_window(int64_t now_ns) {
-  std::vector<uint64_t> totals = impl_->read_totals();
   Window w;
   if (!impl_->started) {
-    impl_->started = true;
-    impl_->prev = totals;
-    impl_->window_start_ns = now_ns;
+    restart_window(now_ns);
     w.start_ns = w.end_ns = now_ns;
     w.low_confidence = true;
     return w;
   }
+  std::vector<uint64_t> totals = impl_->read_totals();
   std::vector<uint64_t> delta(kStatsWords);
   for (size_t i = 0; i < kStatsWords; ++i) delta[i] = totals[i] - impl_->prev[i];
   impl_->prev = std::move(totals);

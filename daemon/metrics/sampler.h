@@ -40,6 +40,8 @@ class LatencySampler {
   // Closes the current window: diffs the BPF counters against the last call.
   // The first call after construction starts window 1 and returns it empty.
   Window close_window(int64_t now_ns);
+  // Drops the open window: the next one starts now and keeps the next index.
+  void restart_window(int64_t now_ns);
   // Minimum samples for a window's p95 to count as stable (default 20).
   void set_min_samples(uint64_t n) { min_samples_ = n; }
 

@@ -32,8 +32,9 @@ class MetricSource {
   // it as the engine takes it: index, span, latency summaries, counters, the
   // command metric's figures and low_confidence.
   virtual Window close_window(int64_t now_ns) = 0;
-  // Ends the open window without using it (the target had no process, or
-  // the engine did not exist yet): the next window starts now.
+  // Ends the open window without using it (the target had no process, the
+  // engine did not exist yet, or a write mixed two configs in it): the next
+  // window starts now and takes the discarded one's index.
   virtual void discard_window(int64_t now_ns) = 0;
 };
 

@@ -97,6 +97,7 @@ int Runtime::run(std::optional<double> duration_s) {
     });
   }
   next_tick_ = std::chrono::steady_clock::now();
+  ticking_ = true;
   schedule_tick();
   // sd_notify hook: READY once measuring (or waiting for a target), then
   // STATUS per window and WATCHDOG pings from the notifier's own timer.
@@ -590,8 +591,9 @@ void Runtime::schedule_tick() {
   // Absolute deadlines: windows do not drift by the time each tick takes.
   next_tick_ += std::chrono::milliseconds(cfg_.window_ms);
   window_timer_.expires_at(next_tick_);
-  window_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_) return;
+  window_timer_.async_wait([this, gen = ++tick_generation_](const boost::system::error_code& ec) {
+    // A cancel cannot recall a handler already queued: the generation can.
+    if (ec || stopping_ || gen != tick_generation_) return;
     try {
       close_window();
     } catch (const std::exception& e) {
@@ -604,6 +606,12 @@ void Runtime::schedule_tick() {
 
 void Runtime::close_window() {
   if (!session_) return;
+  closing_window_ = true;
+  struct Closed {
+    bool& flag;
+    ~Closed() { flag = false; }
+  } closed{closing_window_};
+  wrote_between_windows_ = false;  // this boundary is the restart
   Session& s = *session_;
   if (!track_target_tasks()) return;
   s.knobs->reapply_to_new_threads();
@@ -693,14 +701,20 @@ bool Runtime::track_target_tasks() {
 }
 
 void Runtime::handle(engine::Output out) {
+  ++handle_depth_;
+  struct Depth {
+    int& depth;
+    ~Depth() { --depth; }
+  } depth{handle_depth_};
   for (const auto& e : out.events) {
     events_.record(e);
     note_for_learning(e);
   }
   for (auto& a : out.actions) {
-    if (!session_) return;
+    if (!session_) break;
     Session& s = *session_;
     if (auto* ap = std::get_if<engine::ApplyAction>(&a)) {
+      if (!closing_window_) wrote_between_windows_ = true;
       handle(s.engine->on_apply_outcome(executor_.apply(*s.knobs, *ap)));
     } else if (auto* call = std::get_if<engine::CallAgentAction>(&a)) {
       call_agent(call->role, std::move(call->context));
@@ -708,6 +722,17 @@ void Runtime::handle(engine::Output out) {
       if (Agent* ag = s.agent(cancel->role)) ag->cancel();
     }
   }
+  if (handle_depth_ == 1 && wrote_between_windows_) restart_window();
+}
+
+void Runtime::restart_window() {
+  wrote_between_windows_ = false;
+  if (!session_ || !session_->engine || session_->target_empty || stopping_) return;
+  session_->metrics->discard_window(clock_.now_ns());
+  if (!ticking_) return;
+  next_tick_ = std::chrono::steady_clock::now();
+  window_timer_.cancel();
+  schedule_tick();
 }
 
 void Runtime::call_agent(AgentRole role, AgentContext ctx) {

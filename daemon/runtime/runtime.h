@@ -110,8 +110,14 @@ class Runtime : public ControlSurface {
   std::vector<std::string> warnings() const;
   void schedule_tick();
   // Records the events, then performs the actions (recursively for what the
-  // engine makes of an apply's outcome).
+  // engine makes of an apply's outcome). A write made between windows (an
+  // agent's reply, a control command) restarts the window at the write.
   void handle(engine::Output out);
+  // The open window mixes the configs before and after a write and would be
+  // pooled nowhere (the engine marks it straddled): it is dropped and the
+  // next one starts at the write, so the new config's first window ends one
+  // window_ms after the write instead of up to two.
+  void restart_window();
   void call_agent(AgentRole role, AgentContext ctx);
   void record(engine::EventKind kind, nlohmann::json fields, const std::string& summary);
   void status_changed();
@@ -175,6 +181,11 @@ class Runtime : public ControlSurface {
   boost::asio::steady_timer window_timer_;
   boost::asio::steady_timer duration_timer_;
   std::chrono::steady_clock::time_point next_tick_;
+  uint64_t tick_generation_ = 0;  // a restarted window's superseded tick is ignored
+  bool ticking_ = false;          // run() drives the windows (not a test closing them itself)
+  bool closing_window_ = false;   // inside close_window(): its writes are at a boundary
+  int handle_depth_ = 0;
+  bool wrote_between_windows_ = false;
   std::unique_ptr<Session> session_;
   std::unique_ptr<DbusService> dbus_;
   std::unique_ptr<SystemdNotifier> notifier_;

@@ -36,8 +36,10 @@ Window WindowAssembler::close_window(int64_t now_ns) {
     w = sampler_->close_window(now_ns);
   } else {
     w.index = ++window_index_;
-    w.start_ns = now_ns - int64_t{window_ms_} * 1'000'000;
+    w.start_ns =
+        window_start_ns_ >= 0 ? window_start_ns_ : now_ns - int64_t{window_ms_} * 1'000'000;
     w.end_ns = now_ns;
+    window_start_ns_ = now_ns;
   }
   if (command_) add_command_result(w, command_->take_latest(), metric_);
   return w;
@@ -45,7 +47,8 @@ Window WindowAssembler::close_window(int64_t now_ns) {
 
 void WindowAssembler::discard_window(int64_t now_ns) {
   // The command source keeps its latest result: the next window takes it.
-  if (sampler_) sampler_->close_window(now_ns);
+  if (sampler_) sampler_->restart_window(now_ns);
+  window_start_ns_ = now_ns;
 }
 
 }  // namespace specact

@@ -37,7 +37,8 @@ class WindowAssembler : public MetricSource {
   std::unique_ptr<CommandSource> command_;
   Metric metric_;
   int window_ms_;
-  uint64_t window_index_ = 0;  // without the sampler, which counts its own
+  uint64_t window_index_ = 0;     // without the sampler, which counts its own
+  int64_t window_start_ns_ = -1;  // without the sampler: the last close or discard
 };
 
 }  // namespace specact

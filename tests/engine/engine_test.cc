@@ -65,8 +65,11 @@ TEST(Engine, BaselineWindowsAreAttributedAndCounted) {
   EXPECT_EQ(d.engine().state(), "monitoring");
 }
 
+// A window that spans a change (a caller that does not restart the window at
+// a write, or a command metric's result that began before it).
 TEST(Engine, SpeculatorAppliesWithinOneWindowAndStraddledWindowIsMarked) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.restart_window_on_write = false;
   d.speculator = propose_slice(100);
   d.actor = never_answers_usefully();
   d.actor_latency_windows = 100;
@@ -91,6 +94,25 @@ TEST(Engine, SpeculatorAppliesWithinOneWindowAndStraddledWindowIsMarked) {
   EXPECT_EQ(d.engine().estimate(with_slice(d.engine().baseline(), 100)).windows, 1);
 }
 
+// As the runtime does: the write restarts the window, which then measures the
+// new config alone and counts for it.
+TEST(Engine, AWindowRestartedAtTheWriteIsEvidenceForTheNewConfig) {
+  SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
+  d.speculator = propose_slice(100);
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);
+  ASSERT_EQ(d.applies.size(), 1u);
+  EXPECT_EQ(d.applies[0].window, 1u);  // applied during window 2, which starts there
+  const auto& h = d.engine().history();
+  ASSERT_EQ(h.size(), 3u);
+  for (const auto& r : h) EXPECT_FALSE(r.straddled);
+  EXPECT_EQ(h[1].config.at(sim::kSlice), 100);
+  EXPECT_EQ(h[1].window.start_ns, d.clock().now_ns() - 2 * SimDriver::kWindowNs);
+  EXPECT_EQ(d.engine().estimate(d.engine().baseline()).windows, 1);
+  EXPECT_EQ(d.engine().estimate(with_slice(d.engine().baseline(), 100)).windows, 2);
+}
+
 TEST(Engine, RegressingProvisionalIsRevertedWithinNWindowsAndCountedAsMiss) {
   EngineOptions o = base_options();
   o.safety_windows = 2;
@@ -104,7 +126,7 @@ TEST(Engine, RegressingProvisionalIsRevertedWithinNWindowsAndCountedAsMiss) {
   };
   d.actor = never_answers_usefully();
   d.actor_latency_windows = 100;
-  d.run(3);  // baseline evidence, apply, straddled window
+  d.run(2);  // baseline evidence; applied during window 2, which restarts at the write
   ASSERT_EQ(d.applies.size(), 1u);
   const uint64_t applied_at = d.applies[0].window;
   d.run(6);
@@ -113,8 +135,8 @@ TEST(Engine, RegressingProvisionalIsRevertedWithinNWindowsAndCountedAsMiss) {
   const auto& rev = d.applies[1];
   EXPECT_EQ(rev.action.kind, ApplyKind::Revert);
   EXPECT_EQ(rev.action.who, "safety");
-  // Applied during window applied_at+1 (straddled), then 2 clean bad windows.
-  EXPECT_LE(rev.window, applied_at + 1 + o.safety_windows);
+  // Applied during window applied_at + 1, the first of 2 clean bad windows.
+  EXPECT_LE(rev.window, applied_at + o.safety_windows);
   EXPECT_EQ(d.machine(), d.engine().baseline());
   EXPECT_EQ(d.engine().current(), d.engine().confirmed());
   EXPECT_FALSE(d.engine().provisional());
@@ -266,6 +288,30 @@ TEST(Engine, TopKTrialsRunAndABetterTrialEndsTheRound) {
   EXPECT_EQ(d.machine().at(sim::kSlice), 450);
   EXPECT_TRUE(d.engine().provisional());
   EXPECT_EQ(d.engine().pending_trials(), 0u);
+}
+
+// With the anchor in force, a reply that comes early in a window starts its
+// first trial at once (the window restarts at the write; the anchor loses
+// less than it would wait); one that comes late waits for the boundary.
+TEST(Engine, AFirstTrialStartsAtTheReplyWhenMostOfTheWindowIsAhead) {
+  for (double latency : {0.1, 0.7}) {
+    SCOPED_TRACE(latency);
+    EngineOptions o = base_options();
+    o.speculator_top_k = 2;
+    SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+    d.speculator_latency_windows = latency;
+    d.speculator = [](const AgentContext& ctx) {
+      return reply_with({ctx.current, with_slice(ctx.current, 450)}, 0.6);
+    };
+    d.actor = never_answers_usefully();
+    d.actor_latency_windows = 100;
+    d.run(3);
+    ASSERT_FALSE(d.applies.empty());
+    EXPECT_EQ(d.applies[0].action.config.at(sim::kSlice), 450);
+    // Windows completed when it was written: during window 2, or at its end.
+    EXPECT_EQ(d.applies[0].window, latency < 0.5 ? 1u : 2u);
+    for (const auto& r : d.engine().history()) EXPECT_FALSE(r.straddled);
+  }
 }
 
 // Trials that are no better leave the round where it started: the anchor.

@@ -203,6 +203,34 @@ TEST_F(RunKernel, CutsServiceP95OfTheBundledWorkloadAndRestoresEveryKnob) {
   EXPECT_GE(applies, 1u);
   EXPECT_LT(after, 0.5 * before) << output;
 
+  // Writes between windows (the agents' replies) restart the window at the
+  // write, and trials start at boundaries: no window mixes two configs, none
+  // is cut short by a second tick chain, and the window after a write between
+  // windows ends one window after it.
+  size_t between = 0;
+  int64_t last_window_ns = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    const json& e = h[i];
+    if (e["type"] == "window") {
+      last_window_ns = e["time_ns"].get<int64_t>();
+      EXPECT_FALSE(e["straddled"].get<bool>()) << e.dump();
+      if (e["window"]["window"].get<uint64_t>() > 1)
+        EXPECT_GE(e["window"]["duration_ms"].get<double>(), 900.0) << e.dump();
+    }
+    if (e["type"] != "applied" || last_window_ns == 0) continue;
+    const int64_t at = e["time_ns"].get<int64_t>();
+    if (at - last_window_ns < 50'000'000) continue;  // at a boundary
+    ++between;
+    for (size_t j = i + 1; j < h.size(); ++j)
+      if (h[j]["type"] == "window") {
+        const double ms = static_cast<double>(h[j]["time_ns"].get<int64_t>() - at) / 1e6;
+        EXPECT_GE(ms, 950.0) << h[j].dump();
+        EXPECT_LE(ms, 1300.0) << h[j].dump();
+        break;
+      }
+  }
+  EXPECT_GE(between, 1u) << "no write between windows: the speculator's replies land mid-window";
+
   bool restored = false, stopped = false;
   for (const auto& e : h) {
     if (e["type"] == "restored") restored = e["ok"].get<bool>();

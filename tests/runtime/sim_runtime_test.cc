@@ -107,6 +107,40 @@ TEST_F(SimRuntime, TunesTheSimulatedKernelRecordsEveryStepAndRestores) {
   EXPECT_EQ(h.back()["reason"], "test over");
 }
 
+// An agent's reply lands half-way through a window here. The write would mix
+// two configs in that window; the runtime drops it and starts the next at the
+// write, so the new config's first window is clean, is measured under it
+// alone, keeps the next index and ends one window after the write.
+TEST_F(SimRuntime, AWriteBetweenWindowsStartsTheNextWindowAtTheWrite) {
+  agents_.speculator = small_slice;
+  agents_.actor = small_slice;
+  open();
+  windows(4);
+  const std::vector<json> h = this_run();
+  const size_t applied = index_of(h, "applied");
+  ASSERT_LT(applied, h.size()) << types(h);
+  const size_t before = [&] {
+    size_t last = h.size();
+    for (size_t i = 0; i < applied; ++i)
+      if (h[i]["type"] == "window") last = i;
+    return last;
+  }();
+  ASSERT_LT(before, h.size()) << "a window was closed before the write";
+  const size_t after = index_of(h, "window", applied);
+  ASSERT_LT(after, h.size()) << types(h);
+  const json& w = h[after];
+  EXPECT_FALSE(w["straddled"].get<bool>()) << w.dump();
+  EXPECT_TRUE(w["objective_us"].is_number()) << w.dump();
+  EXPECT_EQ(w["config"][sim::kSlice], 100) << w.dump();
+  EXPECT_EQ(w["window"]["window"], h[before]["window"]["window"].get<uint64_t>() + 1);
+  // The reply came half a window in: the window from the write is the rest.
+  EXPECT_NEAR(w["window"]["duration_ms"].get<double>(), kWindowMs / 2.0, 1.0) << w.dump();
+  EXPECT_EQ(w["time_ns"].get<int64_t>() - h[applied]["time_ns"].get<int64_t>(),
+            int64_t{kWindowMs} * 500'000);
+  for (const auto& e : h)
+    if (e["type"] == "window") EXPECT_FALSE(e["straddled"].get<bool>()) << e.dump();
+}
+
 // The runtime tells the engine what is in force from the knob layer's apply
 // result: the machine is probed once for the baseline, not after every write.
 TEST_F(SimRuntime, AppliesAreNotFollowedByAProbeOfEveryKnob) {
@@ -349,8 +383,9 @@ TEST_F(SimRuntime, DbusPayloadsCarryTheWindowPhaseEventsAndStatus) {
     phases.push_back(w["phase"].get<std::string>());
   }
   EXPECT_EQ(phases.front(), "confirmed");
-  EXPECT_NE(std::find(phases.begin(), phases.end(), "straddled"), phases.end())
-      << "the window the speculator's write fell in";
+  // The speculator's write restarted the window it fell in (the straddled
+  // phase's payload: event_sink_test).
+  EXPECT_EQ(std::find(phases.begin(), phases.end(), "straddled"), phases.end());
   EXPECT_EQ(phases.back(), "provisional");
   EXPECT_EQ(payloads.back()["config"][sim::kSlice], 100);
 

@@ -1,9 +1,11 @@
 // Shared by the engine and agents suites (both drive the real engine here).
 // Drives the engine in virtual time against the simulated kernel: windows are
 // measured by tests/sim, agents answer after a configurable virtual latency,
-// applies take effect in the simulated machine the moment they are emitted (a
-// window in which the config changes is measured piecewise and merged, as the
-// real sampler would see it).
+// applies take effect in the simulated machine the moment they are emitted.
+// As the runtime does, a write made by an agent's reply drops the open window
+// (it would mix two configs) and starts the next one at the write; with
+// `restart_window_on_write` off, that window is measured piecewise and merged
+// (and the engine marks it straddled).
 #pragma once
 
 #include <algorithm>
@@ -63,6 +65,7 @@ class SimDriver {
   std::function<AgentUsage(const AgentContext&, const AgentReply&)> usage_model;
   // Returns true for an apply the knob layer's rate limit holds back.
   std::function<bool(const ApplyAction&)> rate_limit;
+  bool restart_window_on_write = true;  // as the runtime (see above)
 
   std::vector<Event> events;
   std::vector<AppliedRecord> applies;
@@ -78,12 +81,13 @@ class SimDriver {
   }
 
   void step() {
-    const int64_t start = clock_.now_ns();
-    const int64_t end = start + kWindowNs;
+    int64_t start = clock_.now_ns();
+    int64_t end = start + kWindowNs;
     int64_t cursor = start;
     Window merged;
     merged.start_ns = start;
     merged.end_ns = end;
+    kernel_.begin_window(start);
     bool any = false;
     for (;;) {
       // The next agent reply due inside this window, if any.
@@ -101,7 +105,17 @@ class SimDriver {
       clock_.set_ns(due);
       AgentReply reply = std::move(pending_[idx]->second);
       pending_[idx].reset();
+      const size_t applied = applies.size();
       execute(engine_.on_agent_reply(idx == 0 ? AgentRole::Speculator : AgentRole::Actor, reply));
+      if (restart_window_on_write && applies.size() != applied) {
+        start = due;
+        end = start + kWindowNs;
+        merged = Window{};
+        merged.start_ns = start;
+        merged.end_ns = end;
+        kernel_.begin_window(start);
+        any = false;
+      }
     }
     if (end > cursor) merge(merged, kernel_.measure(machine_, cursor, end - cursor), any);
     clock_.set_ns(end);

@@ -389,16 +389,17 @@ Window SimKernel::measure(const Config& config, int64_t start_ns, int64_t window
   w.end_ns = start_ns + window_ns;
   double seconds = static_cast<double>(window_ns) / 1e9;
 
-  // The machine's window-to-window noise belongs to the second, not to the
+  // The machine's window-to-window noise belongs to the window (or, for a
+  // caller that does not say where windows begin, to the second), not to the
   // call: a window measured in pieces (a config change inside it) sees one
-  // draw, as a real window does.
-  const int64_t second = start_ns / 1'000'000'000;
-  if (second != noise_second_) {
+  // draw, as a real window does; a window begun at a write draws afresh.
+  const int64_t key = window_start_ns_ >= 0 ? window_start_ns_ : start_ns / 1'000'000'000;
+  if (key != noise_key_) {
     std::normal_distribution<double> drift_dist(0.0, workload_.window_noise);
     noise_ = drift_dist(rng_);
     if (workload_.bimodal_ratio != 1 && std::bernoulli_distribution(slow_share(c))(rng_))
       noise_ += std::log(workload_.bimodal_ratio);
-    noise_second_ = second;
+    noise_key_ = key;
   }
   double p95 = workload_.p95_us(c) * std::exp(noise_);
   // The run-queue wait carries the scheduling effect; the work itself is fixed.

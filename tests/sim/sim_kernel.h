@@ -118,6 +118,9 @@ class SimKernel {
   // Simulates one window of window_ns under config (deterministic given the
   // seed and the call sequence). Window::index counts calls from 1.
   Window measure(const Config& config, int64_t start_ns, int64_t window_ns);
+  // A window begins at start_ns: the measures from here on share one noise
+  // draw until the next begin_window (without it, each second has its own).
+  void begin_window(int64_t start_ns) { window_start_ns_ = start_ns; }
   // Noise-free truths of the model (for asserting on results). A bimodal
   // workload's pooled p95 lies in its slow mode once more than 5 % of the
   // windows are slow.
@@ -135,7 +138,8 @@ class SimKernel {
   SimWorkload workload_;
   std::mt19937_64 rng_;
   uint64_t windows_ = 0;
-  int64_t noise_second_ = -1;  // the second whose noise draw is noise_
+  int64_t window_start_ns_ = -1;  // begin_window()'s; -1: windows are the seconds
+  int64_t noise_key_ = -1;        // the window (or second) whose noise draw is noise_
   double noise_ = 0;
 };
 

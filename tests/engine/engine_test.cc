@@ -36,6 +36,15 @@ Policy never_answers_usefully() {
   };
 }
 
+// Three windows with the speculator's slice of 100 us applied as provisional
+// (during window 2) and an actor that will not decide.
+void provisional_small_slice(SimDriver& d) {
+  d.speculator = propose_slice(100);
+  d.actor = never_answers_usefully();
+  d.actor_latency_windows = 100;
+  d.run(3);
+}
+
 // Agents that never move anything (what changes the machine is the test's
 // doing), after one baseline window.
 void silent_agents_after_one_window(SimDriver& d) {
@@ -70,10 +79,7 @@ TEST(Engine, BaselineWindowsAreAttributedAndCounted) {
 TEST(Engine, SpeculatorAppliesWithinOneWindowAndStraddledWindowIsMarked) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
   d.restart_window_on_write = false;
-  d.speculator = propose_slice(100);
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 100;
-  d.run(3);
+  provisional_small_slice(d);
   ASSERT_FALSE(d.calls.empty());
   EXPECT_EQ(d.calls[0].role, AgentRole::Speculator);
   EXPECT_EQ(d.calls[0].window, 1u);  // called right after the first window
@@ -98,10 +104,7 @@ TEST(Engine, SpeculatorAppliesWithinOneWindowAndStraddledWindowIsMarked) {
 // new config alone and counts for it.
 TEST(Engine, AWindowRestartedAtTheWriteIsEvidenceForTheNewConfig) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
-  d.speculator = propose_slice(100);
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 100;
-  d.run(3);
+  provisional_small_slice(d);
   ASSERT_EQ(d.applies.size(), 1u);
   EXPECT_EQ(d.applies[0].window, 1u);  // applied during window 2, which starts there
   const auto& h = d.engine().history();
@@ -678,10 +681,7 @@ TEST(Engine, SpeculatorOnlyPromotesConfidentImprovements) {
 
 TEST(Engine, PauseResumePinUnpinRevert) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
-  d.speculator = propose_slice(100);
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 100;
-  d.run(3);
+  provisional_small_slice(d);
   ASSERT_TRUE(d.engine().provisional());
   d.command(d.engine().pause());
   EXPECT_EQ(d.engine().state(), "paused");
@@ -872,10 +872,7 @@ TEST(Engine, WarmStartRefusesWhatItCannotUseAndPinsWin) {
 
 TEST(Engine, YieldedKnobIsDroppedFromEverything) {
   SimDriver d(base_options(), sim::SimWorkload::periodic_vs_hogs());
-  d.speculator = propose_slice(100);
-  d.actor = never_answers_usefully();
-  d.actor_latency_windows = 100;
-  d.run(3);
+  provisional_small_slice(d);
   d.command(d.engine().on_yielded({sim::kTimerMigration}));
   ASSERT_EQ(d.count("yielded"), 1u);
   EXPECT_EQ(d.engine().current().count(sim::kTimerMigration), 0u);

@@ -728,7 +728,15 @@ void Runtime::handle(engine::Output out) {
 void Runtime::restart_window() {
   wrote_between_windows_ = false;
   if (!session_ || !session_->engine || session_->target_empty || stopping_) return;
-  session_->metrics->discard_window(clock_.now_ns());
+  try {
+    session_->metrics->discard_window(clock_.now_ns());
+  } catch (const std::exception& e) {
+    // Called from an agent's reply or a control command: a failed read must
+    // not take the daemon down with settings applied. The window then ends
+    // at its boundary, marked straddled, and its own read reports the fault.
+    log::error(std::string("restarting the window failed: ") + e.what());
+    return;
+  }
   if (!ticking_) return;
   next_tick_ = std::chrono::steady_clock::now();
   window_timer_.cancel();

@@ -30,6 +30,25 @@ TEST(WindowAssembler, NoCommandResultMakesACommandWindowLowConfidence) {
   EXPECT_TRUE(failed.low_confidence);
 }
 
+// Without the sampler the assembler keeps the span itself: a window is
+// window_ms long, unless it was restarted (a write between windows), when it
+// runs from the restart; the dropped part takes no index.
+TEST(WindowAssembler, WithoutTheSamplerAWindowRunsFromTheLastCloseOrRestart) {
+  TargetResolver target(TargetSpec::pid(1));
+  WindowAssembler a(target, nullptr, nullptr, Metric::CommandP95, 1000);
+  const int64_t s = 1'000'000'000;
+  Window w1 = a.close_window(10 * s);
+  EXPECT_EQ(w1.index, 1u);
+  EXPECT_EQ(w1.start_ns, 9 * s);
+  a.discard_window(10 * s + s / 2);
+  Window w2 = a.close_window(11 * s);  // the timer restarted too, but a late tick is shorter
+  EXPECT_EQ(w2.index, 2u);
+  EXPECT_EQ(w2.start_ns, 10 * s + s / 2);
+  EXPECT_EQ(w2.end_ns, 11 * s);
+  Window w3 = a.close_window(12 * s);
+  EXPECT_EQ(w3.start_ns, 11 * s);
+}
+
 TEST(WindowAssembler, CommandFiguresDoNotJudgeAnEbpfWindow) {
   Window w;
   w.low_confidence = true;

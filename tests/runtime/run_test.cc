@@ -214,8 +214,10 @@ TEST_F(RunKernel, CutsServiceP95OfTheBundledWorkloadAndRestoresEveryKnob) {
     if (e["type"] == "window") {
       last_window_ns = e["time_ns"].get<int64_t>();
       EXPECT_FALSE(e["straddled"].get<bool>()) << e.dump();
+      // A second tick chain would cut windows in two (one part at most half a
+      // window); a late tick only shortens the next window by its lateness.
       if (e["window"]["window"].get<uint64_t>() > 1)
-        EXPECT_GE(e["window"]["duration_ms"].get<double>(), 900.0) << e.dump();
+        EXPECT_GE(e["window"]["duration_ms"].get<double>(), 500.0) << e.dump();
     }
     if (e["type"] != "applied" || last_window_ns == 0) continue;
     const int64_t at = e["time_ns"].get<int64_t>();
@@ -225,7 +227,7 @@ TEST_F(RunKernel, CutsServiceP95OfTheBundledWorkloadAndRestoresEveryKnob) {
       if (h[j]["type"] == "window") {
         const double ms = static_cast<double>(h[j]["time_ns"].get<int64_t>() - at) / 1e6;
         EXPECT_GE(ms, 950.0) << h[j].dump();
-        EXPECT_LE(ms, 1300.0) << h[j].dump();
+        EXPECT_LE(ms, 1900.0) << h[j].dump();  // not two windows (a tick may be late)
         break;
       }
   }

@@ -572,9 +572,11 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
   confirmed_strikes_ = why.empty() ? 0 : confirmed_strikes_ + 1;
   if (confirmed_strikes_ < opts_.safety_windows) return;
   confirmed_strikes_ = 0;
+  // Back to the best config measured within the guards (best() ranks only
+  // feasible ones), else the baseline. Judging the fallback by this window
+  // would judge the starving config again and always pick the baseline.
   Config fallback = best();
-  if (fallback == current_ || !starvation(w, evidence_.estimate(fallback)).empty())
-    fallback = baseline_;
+  if (fallback == current_ || !feasible(evidence_.estimate(fallback))) fallback = baseline_;
   for (const auto& [k, v] : pins_) fallback[k] = v;
   if (fallback == current_) return;  // the pins themselves are the problem: the user's call
   Config bad = current_;

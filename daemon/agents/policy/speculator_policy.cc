@@ -45,10 +45,20 @@ Candidate measurement(const ConfigEvidence& champ, const policy::Step& s) {
 }
 
 // The config in force has evidence of its own, keeps the guards and is not
-// measurably worse than `champ`.
+// measurably worse than `champ`. Known by more windows than a champion ranked
+// ahead of it (evidence::rank_score), it gives way: the champion is then
+// both the client's better expectation and the side whose windows settle
+// their comparison fastest (equal windows a side make the difference's
+// standard error smallest), where holding the config in force would have it
+// collect the windows while the champion gets one trial window a round. A
+// champion that is only the confirmed config (nothing beats it beyond the
+// noise) and ranks behind the config in force does not displace it.
 bool holds_up(const PolicyInput& in, const ConfigEvidence& champ) {
   const ConfigEvidence* cur = policy::find_evidence(in, in.evidence, in.current);
   if (!cur || cur == &champ || !cur->est.confident) return false;
+  if (cur->est.windows > champ.est.windows &&
+      evidence::rank_score(champ.est) < evidence::rank_score(cur->est))
+    return false;
   if (!evidence::guard_violation(cur->est, in.guard, in.opts, in.metric == Metric::CommandP95)
            .empty())
     return false;

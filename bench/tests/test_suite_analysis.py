@@ -218,19 +218,23 @@ class LoadNoteTest(unittest.TestCase):
 class ReanalyseTest(unittest.TestCase):
     """bench/suite --reanalyse rebuilds the tables from a saved suite.json."""
 
+    @staticmethod
+    def reanalyse(directory, workload, best, runs):
+        """Saves a one-workload suite.json in directory and re-analyses it there."""
+        meta = {"date": "test", "machine": "test", "command": "bench/suite", "duration_s": 12, "settle_s": 1.5,
+                "repeats": 1, "grid_seconds": 5, "agents": "test", "notes": "test notes"}
+        path = pathlib.Path(directory) / "suite.json"
+        path.write_text(json.dumps({"meta": meta, "data": {workload: {"best": best, "grid": [best], "runs": runs}}}))
+        return path, subprocess.run([sys.executable, str(BENCH / "suite"), "--reanalyse", str(path),
+                                     "--out", directory], capture_output=True, text=True, timeout=120)
+
     def test_tables_from_saved_samples(self):
         best = {"config": {"task.slice_us": 400}, "p95_us": 1000.0, "tput": 100.0, "client": client([1000] * 5)}
         runs = {"none": [{"client": client([4000] * 12), "seconds": 12}],
                 "untuned": [daemon_run([4000] * 12)],
                 "speculative": [daemon_run([4000] * 2 + [1000] * 10, hits=1, final_slice_us=400)]}
-        meta = {"date": "test", "machine": "test", "command": "bench/suite", "duration_s": 12, "settle_s": 1.5,
-                "repeats": 1, "grid_seconds": 5, "agents": "test", "notes": "test notes"}
-        saved = {"meta": meta, "data": {"periodic": {"best": best, "grid": [best], "runs": runs}}}
         with tempfile.TemporaryDirectory() as d:
-            path = pathlib.Path(d) / "suite.json"
-            path.write_text(json.dumps(saved))
-            r = subprocess.run([sys.executable, str(BENCH / "suite"), "--reanalyse", str(path), "--out", d],
-                               capture_output=True, text=True, timeout=120)
+            path, r = self.reanalyse(d, "periodic", best, runs)
             self.assertEqual(r.returncode, 0, r.stderr)
             md = (pathlib.Path(d) / "suite.md").read_text()
             row = next(line for line in md.splitlines() if line.startswith("| speculative |"))
@@ -253,6 +257,46 @@ class ReanalyseTest(unittest.TestCase):
                                    capture_output=True, text=True, timeout=60)
                 self.assertEqual(r.returncode, 1, text)
                 self.assertIn(says, r.stderr)
+                self.assertNotIn("Traceback", r.stderr)
+
+    def test_a_throughput_only_suite_plots_its_summary(self):
+        """hackbench alone: no p95 cut anywhere, the summary plot still draws."""
+        def tput_only(run, tput):  # hackbench's client reports messages/s only
+            run["client"] = [{"t": float(i + 1), "tput": tput} for i in range(12)]
+            return run
+
+        best = {"config": {"task.slice_us": 400}, "p95_us": None, "tput": 120.0,
+                "client": [{"t": float(i + 1), "tput": 120.0} for i in range(5)]}
+        runs = {"untuned": [tput_only(daemon_run([1000] * 12), 100.0)],
+                "speculative": [tput_only(daemon_run([1000] * 12), 110.0)]}
+        with tempfile.TemporaryDirectory() as d:
+            _, r = self.reanalyse(d, "hackbench", best, runs)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("gnuplot failed", r.stderr + r.stdout)
+            self.assertTrue((pathlib.Path(d) / "suite-summary.png").is_file())
+
+
+class SelectionTest(unittest.TestCase):
+    """A usage error in the selection stops bench/suite before it measures or
+    checks for root: argparse's exit status 2 and a message naming the option."""
+
+    def run_suite(self, *argv):
+        with tempfile.TemporaryDirectory() as d:
+            return subprocess.run([sys.executable, str(BENCH / "suite"), "--out", d, *argv],
+                                  capture_output=True, text=True, timeout=60)
+
+    def test_usage_errors(self):
+        with tempfile.TemporaryDirectory() as empty:
+            for argv, says in ((["--workloads", "nope"], "unknown workload 'nope'"),
+                               (["--modes", "nope"], "unknown mode 'nope'"),
+                               (["--modes", "speculative-base"], "go together"),
+                               (["--base-build-dir", empty], "go together"),
+                               (["--modes", "speculative-base,speculative", "--base-build-dir", empty],
+                                "no daemon/specactd in")):
+                r = self.run_suite("--workloads", "periodic", *argv) if argv[0] != "--workloads" \
+                    else self.run_suite(*argv)
+                self.assertEqual(r.returncode, 2, (argv, r.stderr))
+                self.assertIn(says, r.stderr, argv)
                 self.assertNotIn("Traceback", r.stderr)
 
 

@@ -290,6 +290,7 @@ class SelectionTest(unittest.TestCase):
             for argv, says in ((["--workloads", "nope"], "unknown workload 'nope'"),
                                (["--modes", "nope"], "unknown mode 'nope'"),
                                (["--modes", "speculative-base"], "go together"),
+                               (["--modes", "actor-only-base"], "go together"),
                                (["--base-build-dir", empty], "go together"),
                                (["--modes", "speculative-base,speculative", "--base-build-dir", empty],
                                 "no daemon/specactd in")):

@@ -573,10 +573,11 @@ void Engine::safety_check(Output& out, const Window& w, bool clean) {
   if (confirmed_strikes_ < opts_.safety_windows) return;
   confirmed_strikes_ = 0;
   // Back to the best config measured within the guards (best() ranks only
-  // feasible ones), else the baseline. Judging the fallback by this window
-  // would judge the starving config again and always pick the baseline.
+  // feasible ones; it is the config in force when nothing beats it), else the
+  // baseline. Judging the fallback by this window would judge the starving
+  // config again and always pick the baseline.
   Config fallback = best();
-  if (fallback == current_ || !feasible(evidence_.estimate(fallback))) fallback = baseline_;
+  if (fallback == current_) fallback = baseline_;
   for (const auto& [k, v] : pins_) fallback[k] = v;
   if (fallback == current_) return;  // the pins themselves are the problem: the user's call
   Config bad = current_;

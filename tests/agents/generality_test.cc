@@ -21,7 +21,7 @@ using namespace specact::engine;
 using namespace specact::engine::testing;
 namespace {
 
-constexpr int kSeeds = 10;
+constexpr int kDefaultSeeds = 10;
 
 struct RunResult {
   uint64_t reach = 0;    // first window within 10 % of the grid best (0: never)
@@ -71,8 +71,11 @@ TEST_P(Generality, EveryWorkloadConvergesFastAndStays) {
   auto [best, grid_p95] = sim::grid_search(truth, searched_knobs(w), 9);
   const double base_p95 = truth.true_p95_us({});
   const double base_oncpu = truth.true_oncpu_ms_per_s({});
+  const int seeds = sim_seeds(kDefaultSeeds);
+  // Issue 13's bar, 9 of 10, as a share of however many seeds run.
+  const int nine_in_ten = (9 * seeds + 9) / 10;
   Tally spec, actor;
-  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+  for (uint64_t seed = 1; seed <= static_cast<uint64_t>(seeds); ++seed) {
     for (Mode m : {Mode::Speculative, Mode::ActorOnly}) {
       RunResult r = run_once(w, m, seed, grid_p95);
       Tally& t = m == Mode::Speculative ? spec : actor;
@@ -104,17 +107,17 @@ TEST_P(Generality, EveryWorkloadConvergesFastAndStays) {
       "%d/%d), quiet second "
       "half %d/%d, hit rate %.2f (%llu/%llu), ends within 10%% %d/%d; actor-only reached %d/%d "
       "(within 10: %d), ends within 10%% %d/%d\n",
-      w.name.c_str(), base_p95, grid_p95, spec.reached_in_10, kSeeds, spec.settled_in_10, kSeeds,
-      spec.quiet, kSeeds, hit_rate, static_cast<unsigned long long>(spec.hits),
-      static_cast<unsigned long long>(spec.decisions), spec.ends_within, kSeeds, actor.reached,
-      kSeeds, actor.reached_in_10, actor.ends_within, kSeeds);
-  EXPECT_GE(spec.reached_in_10, 9) << w.name;
-  EXPECT_GE(actor.reached, 9) << w.name;
-  EXPECT_GE(spec.ends_within, 9) << w.name;
+      w.name.c_str(), base_p95, grid_p95, spec.reached_in_10, seeds, spec.settled_in_10, seeds,
+      spec.quiet, seeds, hit_rate, static_cast<unsigned long long>(spec.hits),
+      static_cast<unsigned long long>(spec.decisions), spec.ends_within, seeds, actor.reached,
+      seeds, actor.reached_in_10, actor.ends_within, seeds);
+  EXPECT_GE(spec.reached_in_10, nine_in_ten) << w.name;
+  EXPECT_GE(actor.reached, nine_in_ten) << w.name;
+  EXPECT_GE(spec.ends_within, nine_in_ten) << w.name;
   // The config held between trials within 10 % from window 10 on: issue 13
   // asks for 9 of 10; pgbench_like, memcached_like and periodic_nice_dominant
   // miss that (README). Asserted: at least half the seeds.
-  EXPECT_GE(spec.settled_in_10, kSeeds / 2) << w.name;
+  EXPECT_GE(spec.settled_in_10, seeds / 2) << w.name;
   // Where tuning has anything to find, speculation gets there sooner: the
   // actor alone needs at least one answer (~12 windows) per step.
   if (grid_p95 < base_p95 / 1.1) {
@@ -122,11 +125,11 @@ TEST_P(Generality, EveryWorkloadConvergesFastAndStays) {
     for (uint64_t r : spec.reach) spec_sum += static_cast<double>(r ? r : kWindows);
     for (uint64_t r : actor.reach) actor_sum += static_cast<double>(r ? r : kWindows);
     std::printf("%s: mean windows to within 10%%: speculative %.1f, actor-only %.1f\n",
-                w.name.c_str(), spec_sum / kSeeds, actor_sum / kSeeds);
+                w.name.c_str(), spec_sum / seeds, actor_sum / seeds);
     EXPECT_GE(actor_sum / spec_sum, 3.0) << w.name;
   }
-  EXPECT_EQ(spec.quiet, kSeeds) << w.name;
-  EXPECT_EQ(spec.guards_kept, kSeeds) << w.name;
+  EXPECT_EQ(spec.quiet, seeds) << w.name;
+  EXPECT_EQ(spec.guards_kept, seeds) << w.name;
   EXPECT_GE(hit_rate, 0.55) << w.name;
 }
 

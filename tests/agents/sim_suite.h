@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,21 @@ inline std::unique_ptr<engine::testing::SimDriver> builtin_driver(const sim::Sim
   d->speculator_latency_windows = kSpeculatorLatency;
   d->actor_latency_windows = kActorLatency;
   return d;
+}
+
+// Seeds a suite runs: `fallback`, or SPECACT_SIM_SEEDS (1..1000) to tell a
+// change from seed luck when a 9-of-10 bar passes or fails by one seed. A
+// value that is not such a number fails the test instead of being ignored.
+inline int sim_seeds(int fallback) {
+  const char* v = std::getenv("SPECACT_SIM_SEEDS");
+  if (!v) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < 1 || n > 1000) {
+    ADD_FAILURE() << "SPECACT_SIM_SEEDS=\"" << v << "\": not a number of seeds in 1..1000";
+    return fallback;
+  }
+  return static_cast<int>(n);
 }
 
 // Every simulated workload as a gtest parameter, each test named after it:

@@ -137,8 +137,11 @@ TEST_F(SimRuntime, AWriteBetweenWindowsStartsTheNextWindowAtTheWrite) {
   EXPECT_NEAR(w["window"]["duration_ms"].get<double>(), kWindowMs / 2.0, 1.0) << w.dump();
   EXPECT_EQ(w["time_ns"].get<int64_t>() - h[applied]["time_ns"].get<int64_t>(),
             int64_t{kWindowMs} * 500'000);
-  for (const auto& e : h)
-    if (e["type"] == "window") EXPECT_FALSE(e["straddled"].get<bool>()) << e.dump();
+  for (const auto& e : h) {
+    if (e["type"] == "window") {
+      EXPECT_FALSE(e["straddled"].get<bool>()) << e.dump();
+    }
+  }
 }
 
 // The runtime tells the engine what is in force from the knob layer's apply

@@ -216,8 +216,9 @@ TEST_F(RunKernel, CutsServiceP95OfTheBundledWorkloadAndRestoresEveryKnob) {
       EXPECT_FALSE(e["straddled"].get<bool>()) << e.dump();
       // A second tick chain would cut windows in two (one part at most half a
       // window); a late tick only shortens the next window by its lateness.
-      if (e["window"]["window"].get<uint64_t>() > 1)
+      if (e["window"]["window"].get<uint64_t>() > 1) {
         EXPECT_GE(e["window"]["duration_ms"].get<double>(), 500.0) << e.dump();
+      }
     }
     if (e["type"] != "applied" || last_window_ns == 0) continue;
     const int64_t at = e["time_ns"].get<int64_t>();

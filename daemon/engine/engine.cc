@@ -374,6 +374,8 @@ bool Engine::has_new_evidence(const RoleState& r) const {
 
 void Engine::new_epoch() {
   evidence_.clear();
+  left_from_convergence_.clear();
+  verifying_.reset();
   epoch_start_ = windows_seen_;
   clean_since_change_ = 0;
   drift_up_ = drift_down_ = 0;
@@ -406,6 +408,7 @@ Output Engine::on_window(const Window& w) {
   if (opts_.mode == Mode::Monitor || paused_) return out;
   const bool clean = !history_.back().straddled;
   safety_check(out, w, clean);
+  end_verification(out, w);
   drift_check(out, w, clean);
   if (opts_.mode == Mode::SpeculatorOnly) promote_if_better(out);
   run_trials(out, w.end_ns);
@@ -425,6 +428,23 @@ Output Engine::on_window(const Window& w) {
   }
   out.append(std::move(actor_call));
   return out;
+}
+
+// A converged engine's measurement of the actor's move (actor_reply) lasts
+// the windows that settle a gain of one window sd; then the converged config
+// is back in force, and the actor's next answer judges the move on the fresh
+// windows with the rest.
+void Engine::end_verification(Output& out, const Window& w) {
+  if (!verifying_ || windows_seen_ < verify_until_) return;
+  const bool in_force = current_ == *verifying_ && provisional_;
+  verifying_.reset();
+  if (!in_force) return;
+  apply(out, confirmed_, ApplyKind::Revert, "engine",
+        "converged: the actor's move measured on " +
+            std::to_string(evidence::settling_windows(opts_.evidence)) +
+            " fresh windows; back to the converged config until the actor judges it",
+        w.end_ns);
+  provisional_ = false;
 }
 
 void Engine::retry_rate_limited(Output& out, int64_t at_ns) {
@@ -626,7 +646,8 @@ int outranked(const std::vector<double>& fresh, double median, double margin) {
 }  // namespace
 
 void Engine::drift_check(Output& out, const Window& w, bool clean) {
-  if (!converged_ || !clean || w.low_confidence) return;
+  // A provisional config in force says nothing about the converged one.
+  if (!converged_ || !clean || w.low_confidence || current_ != confirmed_) return;
   std::optional<double> v = objective_us(w, opts_.metric);
   if (!v || *v <= 0) return;
   const Estimate e = evidence_.estimate(current_);
@@ -1061,6 +1082,22 @@ void Engine::speculator_reply(Output& out, const AgentReply& reply) {
   provisional_ = current_ != confirmed_;
 }
 
+// A move away from a converged config is evidenced (Enough) when the config
+// is better than the confirmed one beyond the noise over at least the windows
+// that settle a gain of one window sd (evidence::settling_windows), keeps the
+// guards, and was not itself left from convergence before; Thin when only
+// the window count is short.
+Engine::MoveEvidence Engine::move_from_convergence(const Config& c) const {
+  if (left_from_convergence_.count(c)) return MoveEvidence::None;
+  const Estimate e = evidence_.estimate(c);
+  if (!e.confident || !feasible(e) ||
+      evidence::compare(e, evidence_.estimate(confirmed_), opts_.evidence) !=
+          evidence::Verdict::Better)
+    return MoveEvidence::None;
+  return e.windows >= evidence::settling_windows(opts_.evidence) ? MoveEvidence::Enough
+                                                                 : MoveEvidence::Thin;
+}
+
 void Engine::actor_reply(Output& out, const AgentReply& reply) {
   actor_waits_for_evidence_ = reply.candidates.empty();
   if (reply.candidates.empty()) {
@@ -1088,15 +1125,32 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
     return;
   }
   const std::string why = top.rationale.empty() ? std::string("actor's decision") : top.rationale;
-  // Converged: a config is not left without evidence that something changed
-  // (drift re-engages first). Otherwise evidence that only accumulates for
-  // the config in force slowly makes an old one-window trial look better, and
-  // the search starts again.
+  // Converged: a config is left only on evidence of the move's own (drift
+  // re-engages otherwise). Evidence that only accumulates for the config in
+  // force slowly makes an old one-window trial look better, so a move resting
+  // on few windows is held; and a config once left from convergence is not
+  // returned to (no back-and-forth).
   if (converged_ && !matches(c, confirmed_)) {
-    out.events.push_back(event("agent_waiting", {{"role", "actor"}, {"held", config_to_json(c)}},
-                               "converged: actor's move held (" + describe_change(confirmed_, c) +
-                                   ") until the workload changes"));
-    return;
+    const MoveEvidence m = move_from_convergence(c);
+    if (m != MoveEvidence::Enough) {
+      out.events.push_back(event("agent_waiting", {{"role", "actor"}, {"held", config_to_json(c)}},
+                                 "converged: actor's move held (" + describe_change(confirmed_, c) +
+                                     ") until the workload changes"));
+      // Better beyond the noise on too few windows: measured in force on
+      // fresh windows, judged at the actor's next answer (a provisional; the
+      // safety envelope guards it, the drift test skips it).
+      if (m == MoveEvidence::Thin && current_ == confirmed_ && trial_round_.empty()) {
+        apply(out, c, ApplyKind::Provisional, "actor",
+              "converged: measuring the actor's move on fresh windows before leaving " +
+                  describe_config(confirmed_),
+              clock_.now_ns());
+        provisional_ = true;
+        verifying_ = c;
+        verify_until_ = windows_seen_ + evidence::settling_windows(opts_.evidence);
+      }
+      return;
+    }
+    left_from_convergence_.insert(confirmed_);
   }
   // The speculator's guess is the round's anchor: a trial in force is
   // exploration, not a guess, and is judged by the anchor it returns to.
@@ -1138,6 +1192,7 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
 }
 
 void Engine::decision_made(Output& out) {
+  verifying_.reset();
   // The speculator's context restarts from the decision; its in-flight guess
   // and pending trials were made against the old one.
   if (opts_.mode != Mode::SpeculatorOnly) {

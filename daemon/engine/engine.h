@@ -248,6 +248,9 @@ class Engine {
   // The actor waits for evidence, idle, and the speculator (which explores for
   // it) has not yet been asked to measure for it: a measurement call is due.
   bool measuring_for_actor() const;
+  enum class MoveEvidence { None, Thin, Enough };
+  MoveEvidence move_from_convergence(const Config& c) const;
+  void end_verification(Output& out, const Window& w);
 
   Event event(std::string type, nlohmann::json fields, std::string summary) const;
   void apply(Output& out, const Config& c, ApplyKind kind, const std::string& who,
@@ -340,6 +343,9 @@ class Engine {
   bool actor_waits_for_evidence_ = false;
   bool measured_for_actor_ = false;  // the speculator measured for the waiting actor since its call
                                      // // the actor's last answer asked for more measurements
+  std::set<Config> left_from_convergence_;  // configs a converged engine moved away from
+  std::optional<Config> verifying_;  // the actor's move measured while converged (actor_reply)
+  uint64_t verify_until_ = 0;        // windows_seen_ when that measurement ends
   uint64_t guessed_actor_call_ = 0;  // actor_.calls when the speculator last guessed (0: never)
   std::optional<double> baseline_p95_;
   std::optional<double> baseline_tp_;

@@ -219,6 +219,10 @@ Verdict compare(const Estimate& a, const Estimate& b, const EvidenceOptions& o) 
   return Verdict::Unknown;
 }
 
+int settling_windows(const EvidenceOptions& o) {
+  return static_cast<int>(std::ceil(2 * o.decide_z * o.decide_z));
+}
+
 double rank_score(const Estimate& e) {
   if (!(e.p95_us > 0)) return INFINITY;
   return std::log(e.p95_us) + e.se;

@@ -133,6 +133,11 @@ Verdict compare(const Estimate& a, const Estimate& b, const EvidenceOptions& o);
 // z of "a is lower than b" (0 when either side has no estimate).
 double z_better(const Estimate& a, const Estimate& b);
 
+// Windows a side that settle a gain of one window standard deviation: the
+// difference of two means of n windows each has a standard error of
+// sd * sqrt(2 / n), which is 1 / decide_z of one sd at n = 2 * decide_z^2.
+int settling_windows(const EvidenceOptions& o);
+
 // The ranking behind "the best measured config": the lowest p95 penalised by
 // one standard error, so a single lucky window does not outrank a
 // well-measured config by a hair.

@@ -42,6 +42,8 @@ RunResult run_once(const sim::SimWorkload& w, Mode mode, uint64_t seed, double g
       const auto& e = d.events[i];
       if (e.type == "agent_called") continue;
       std::printf("  %6.1f %s\n", static_cast<double>(e.time_ns) / 1e9, e.summary.c_str());
+      if ((e.type == "confirmed" || e.type == "overridden") && e.fields.contains("why"))
+        std::printf("         why: %s\n", e.fields["why"].get<std::string>().c_str());
     }
   }
   RunResult r;

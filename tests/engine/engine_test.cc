@@ -390,6 +390,50 @@ TEST(Engine, AKnownTrialBetterThanTheAnchorEndsTheRoundOnIt) {
   }
 }
 
+// Converged on a config, the engine leaves it for the actor's move only on
+// the move's own evidence: a config better beyond the noise on a few windows
+// (an old trial) is measured again on fresh windows first, then judged at the
+// actor's next answer; a config never measured stays held.
+TEST(Engine, AConvergedEngineMeasuresAThinMoveAgainBeforeLeaving) {
+  EngineOptions o = base_options();
+  o.speculator_top_k = 2;
+  SimDriver d(o, sim::SimWorkload::periodic_vs_hogs());
+  int spec_calls = 0;
+  d.speculator = [&](const AgentContext& ctx) {
+    // One trial of 450 us (0.33 ms against the defaults' 3.9 ms), then nothing.
+    if (spec_calls++ > 0 || ctx.measurements_only) return AgentReply{};
+    return reply_with({ctx.confirmed, with_slice(ctx.confirmed, 450)}, 0.6);
+  };
+  int64_t move_to = 0;  // 0: the actor keeps the confirmed config
+  d.actor = [&](const AgentContext& ctx) {
+    return reply_with({move_to ? with_slice(ctx.confirmed, move_to) : ctx.confirmed}, 0.9);
+  };
+  d.actor_latency_windows = 3.2;
+  for (int i = 0; i < 80 && !d.engine().converged(); ++i) d.step();
+  ASSERT_TRUE(d.engine().converged());
+  ASSERT_EQ(d.engine().confirmed().at(sim::kSlice), 2800);
+  ASSERT_LT(d.engine().estimate(with_slice(d.engine().confirmed(), 450)).windows,
+            evidence::settling_windows(o.evidence));
+  auto moves_measured = [&] {
+    size_t n = 0;
+    for (const auto& a : d.applies)
+      if (a.action.why.find("measuring the actor's move on fresh windows") != std::string::npos)
+        ++n;
+    return n;
+  };
+  // A config never measured: held, nothing applied.
+  move_to = 5000;
+  const size_t applies_before = d.applies.size();
+  d.run(20);
+  EXPECT_EQ(d.applies.size(), applies_before);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 2800);
+  // The old trial's config: measured again in force, then confirmed.
+  move_to = 450;
+  d.run(60);
+  EXPECT_EQ(moves_measured(), 1u);
+  EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 450);
+}
+
 TEST(Engine, TopKTrialsAreLaunchedSelectively) {
   EngineOptions o = base_options();
   o.speculator_top_k = 3;

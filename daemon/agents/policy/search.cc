@@ -166,9 +166,7 @@ std::string arrow(const KnobInfo& k, int64_t from, int64_t to) {
 // With n windows a side the difference's standard error is sd * sqrt(2 / n),
 // so a gain of one window standard deviation is beyond decide_z from
 // n = 2 * decide_z^2 on.
-int settling_windows(const PolicyInput& in) {
-  return static_cast<int>(std::ceil(2 * in.opts.decide_z * in.opts.decide_z));
-}
+int settling_windows(const PolicyInput& in) { return evidence::settling_windows(in.opts); }
 
 const ConfigEvidence* champion(const PolicyInput& in, const std::vector<ConfigEvidence>& evidence) {
   const ConfigEvidence* best = nullptr;

@@ -1155,7 +1155,8 @@ void Engine::actor_reply(Output& out, const AgentReply& reply) {
   // The speculator's guess is the round's anchor: a trial in force is
   // exploration, not a guess, and is judged by the anchor it returns to.
   const Config guess = trial_round_.empty() ? current_ : trial_round_.front();
-  const bool guessed = provisional_ && guess != confirmed_;
+  // The engine's own measurement of a move (end_verification) is no guess.
+  const bool guessed = provisional_ && guess != confirmed_ && guess != verifying_;
   if (guessed && matches(c, guess)) {
     ++hits_;
     if (guess != current_) apply(out, guess, ApplyKind::Confirmed, "actor", why, clock_.now_ns());

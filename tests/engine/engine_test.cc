@@ -429,9 +429,12 @@ TEST(Engine, AConvergedEngineMeasuresAThinMoveAgainBeforeLeaving) {
   EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 2800);
   // The old trial's config: measured again in force, then confirmed.
   move_to = 450;
+  const uint64_t decisions = d.engine().hits() + d.engine().misses();
   d.run(60);
   EXPECT_EQ(moves_measured(), 1u);
   EXPECT_EQ(d.engine().confirmed().at(sim::kSlice), 450);
+  // The engine's own measurement is not a speculator's guess: no hit or miss.
+  EXPECT_EQ(d.engine().hits() + d.engine().misses(), decisions);
 }
 
 TEST(Engine, TopKTrialsAreLaunchedSelectively) {
